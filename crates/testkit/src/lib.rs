@@ -1,0 +1,86 @@
+//! Test helpers for the course.
+//!
+//! - [`transcript`]: runs every ```` ```console ```` block of a lesson and compares the real
+//!   output with the block, wildcards allowed (`[..]` within a line, `...` for any lines).
+//! - [`excerpt`]: checks that every code block naming a file (`// crates/…/main.rs` as its
+//!   first line) is found in that file.
+//! - [`process`]: runs a step binary with a time limit, or keeps one running and waits,
+//!   bounded in time, for a line of its output.
+//!
+//! Everything here is bounded in time: a test that hangs is a test that lies.
+
+pub mod excerpt;
+pub mod process;
+pub mod strace;
+pub mod transcript;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The repository root (the workspace directory).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/testkit sits two levels below the root")
+        .to_path_buf()
+}
+
+/// The directory cargo puts binaries in for this build (`target/debug`), found from the
+/// running test executable (`target/debug/deps/<test>`), so that a custom target directory
+/// works too.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test executables live in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The path of a workspace binary, building every binary and example of the workspace once
+/// per test process first (a no-op when `cargo test --workspace` has built them already).
+pub fn bin(name: &str) -> PathBuf {
+    build_workspace();
+    bin_dir().join(name)
+}
+
+/// The path of a workspace example, built like [`bin`].
+pub fn example(name: &str) -> PathBuf {
+    build_workspace();
+    bin_dir().join("examples").join(name)
+}
+
+fn build_workspace() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let profile = bin_dir()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "--quiet", "--workspace", "--bins", "--examples"])
+            .current_dir(root());
+        if profile == "release" {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(status.success(), "cargo build of the workspace failed");
+    });
+}
+
+/// Where a program is on `PATH`, if it is installed.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Prints why a test is skipping, where `cargo test` shows it (run with `--nocapture` to
+/// see it; the test still passes, so the reason must be honest and specific).
+pub fn skip(test: &str, reason: &str) {
+    eprintln!("SKIPPED {test}: {reason}");
+}

@@ -1,0 +1,198 @@
+//! The contract every step keeps (README, "Conventions every step shares"), checked for every
+//! step in the course map: bad input gets one line and exit 2 (or 1), never a panic; every
+//! demo exits on its own; colour follows --color and NO_COLOR.
+
+use std::fs;
+use std::process::Command;
+use std::time::Duration;
+
+use testkit::process::{Separate, run_separately};
+use testkit::root;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// The step crates, in course order, from the course map.
+fn steps() -> Vec<String> {
+    let text = fs::read_to_string(root().join("lessons/README.md")).expect("the course map");
+    text.lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            cells.get(1)?.parse::<u32>().ok()?;
+            Some(cells.get(3)?.trim_matches('`').to_owned())
+        })
+        .collect()
+}
+
+fn run_step(step: &str, args: &[&str]) -> Separate {
+    let mut command = Command::new(testkit::bin(step));
+    command
+        .args(args)
+        // Bound a DNS lookup of a name that does not exist: one try, one second.
+        .env("RES_OPTIONS", "timeout:1 attempts:1");
+    run_separately(command, LIMIT)
+}
+
+fn help(step: &str) -> String {
+    run_step(step, &["--help"]).stdout
+}
+
+/// Checks that a run failed the way the conventions say: the exit code, and exactly one line
+/// on stderr that starts with "error:", and no panic.
+fn assert_one_line_failure(step: &str, args: &[&str], code: i32, out: &Separate) {
+    let what = format!("{step} {}", args.join(" "));
+    assert_eq!(
+        out.code,
+        Some(code),
+        "{what}: exit code; stderr: {}",
+        out.stderr
+    );
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{what}: one line on stderr, got:\n{}",
+        out.stderr
+    );
+    assert!(lines[0].starts_with("error: "), "{what}: {}", lines[0]);
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains("panicked"), "{what} panicked:\n{text}");
+        assert!(!text.contains("RUST_BACKTRACE"), "{what}:\n{text}");
+    }
+}
+
+#[test]
+fn bad_command_lines_get_one_line_and_exit_2() {
+    let steps = steps();
+    assert!(!steps.is_empty());
+    for step in &steps {
+        let help = help(step);
+        let mut cases: Vec<Vec<&str>> = vec![vec!["--bogus"], vec!["--color", "rainbow"]];
+        let has = |flag: &str| help.contains(&format!("{flag} <"));
+        if has("--family") {
+            cases.push(vec!["--family", "ipx"]);
+        }
+        if has("--type") {
+            cases.push(vec!["--type", "seqpacket"]);
+        }
+        if has("--port") {
+            cases.push(vec!["--port", "70000"]);
+            cases.push(vec!["--port", "http"]);
+            cases.push(vec!["--port", "-1"]);
+        }
+        if has("--backlog") {
+            cases.push(vec!["--backlog", "many"]);
+        }
+        if has("--max-clients") {
+            cases.push(vec!["--max-clients", "-3"]);
+        }
+        if has("--host") && has("--family") {
+            cases.push(vec!["--family", "ipv6", "--host", "127.0.0.1"]);
+        }
+        if has("--path") && has("--family") && has("--host") {
+            cases.push(vec!["--family", "unix", "--host", "127.0.0.1"]);
+        }
+        for args in cases {
+            let out = run_step(step, &args);
+            assert_one_line_failure(step, &args, 2, &out);
+        }
+    }
+}
+
+#[test]
+fn an_unknown_host_gets_one_line_and_exit_1() {
+    for step in steps() {
+        if !help(&step).contains("--host <") {
+            continue;
+        }
+        let args = ["--host", "no-such-host.invalid"];
+        let out = run_step(&step, &args);
+        assert_one_line_failure(&step, &args, 1, &out);
+        assert!(
+            out.stderr
+                .contains("cannot resolve host 'no-such-host.invalid'"),
+            "{step}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn every_demo_tells_its_story_and_exits_0() {
+    for step in steps() {
+        if !help(&step).contains("--demo") {
+            panic!("{step} has no --demo: every step needs one (the tour runs it)");
+        }
+        let out = run_step(&step, &["--demo"]);
+        assert_eq!(
+            out.code,
+            Some(0),
+            "{step} --demo:\n{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        assert!(out.stdout.contains("-> "), "{step} --demo narrates calls");
+        assert!(
+            !out.stdout.contains('\u{1b}'),
+            "{step}: no colour into a pipe"
+        );
+    }
+}
+
+#[test]
+fn the_tour_runs_every_step_in_course_order() {
+    let tour = fs::read_to_string(root().join("scripts/tour.sh")).expect("scripts/tour.sh");
+    let listed: Vec<String> = tour
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("step") && l.contains('_') && !l.contains([' ', '=']))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        listed,
+        steps(),
+        "scripts/tour.sh lists every step of the course map, in order"
+    );
+}
+
+#[test]
+fn colour_follows_color_and_no_color() {
+    let step = "step1_create";
+    let always = run_step(step, &["--color", "always"]);
+    assert!(
+        always.stdout.contains("\u{1b}["),
+        "--color always colours even a pipe"
+    );
+    let never = run_step(step, &["--color", "never"]);
+    assert!(!never.stdout.contains('\u{1b}'), "--color never");
+    let auto = run_step(step, &[]);
+    assert!(
+        !auto.stdout.contains('\u{1b}'),
+        "auto: a pipe is not a terminal"
+    );
+
+    // On a terminal (a pseudo-terminal from script(1)), auto colours unless NO_COLOR is set.
+    let Some(script) = testkit::which("script") else {
+        testkit::skip("colour on a terminal", "script(1) is not installed");
+        return;
+    };
+    let on_terminal = |no_color: Option<&str>| {
+        let mut command = Command::new(&script);
+        command
+            .args(["-qec"])
+            .arg(testkit::bin(step))
+            .arg("/dev/null");
+        match no_color {
+            Some(value) => command.env("NO_COLOR", value),
+            None => command.env_remove("NO_COLOR"),
+        };
+        run_separately(command, LIMIT).stdout
+    };
+    assert!(
+        on_terminal(None).contains("\u{1b}["),
+        "auto colours a terminal"
+    );
+    assert!(
+        !on_terminal(Some("1")).contains('\u{1b}'),
+        "NO_COLOR=1 turns colour off"
+    );
+}

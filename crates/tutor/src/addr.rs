@@ -1,0 +1,133 @@
+//! From `--host`, `--port` and `--path` to a socket address, and addresses as the lessons
+//! print them.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::path::Path;
+
+use socket2::SockAddr;
+
+use crate::{Failure, Family, Narrator};
+
+/// The host a step uses when `--host` is not given: the loopback address of the family.
+pub fn default_host(family: Family) -> &'static str {
+    match family {
+        Family::Ipv6 => "::1",
+        _ => "127.0.0.1",
+    }
+}
+
+/// Builds the address a step binds or connects to.
+///
+/// For `ipv4`/`ipv6`, `host` is an IP address or a name; a name is resolved with
+/// `getaddrinfo(3)` (narrated: it is a library call, not a socket call). An empty host means
+/// every local address (`0.0.0.0` or `::`), as `''` does in Python. For `unix`, `path` is the
+/// address and `host`/`port` must not be given.
+pub fn endpoint(
+    say: &Narrator,
+    family: Family,
+    host: Option<&str>,
+    port: u16,
+    path: &Path,
+) -> Result<SockAddr, Failure> {
+    if family == Family::Unix {
+        if host.is_some() {
+            return Err(Failure::Usage(
+                "--host does not apply to --family unix: a unix socket's address is a --path"
+                    .into(),
+            ));
+        }
+        return unix(path);
+    }
+    let host = host.unwrap_or(default_host(family));
+    let ip = if host.is_empty() {
+        say.note("an empty --host means every local address, as '' does in Python");
+        match family {
+            Family::Ipv6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        }
+    } else if let Ok(ip) = host.parse::<IpAddr>() {
+        ip
+    } else {
+        resolve(say, family, host)?
+    };
+    match (family, ip) {
+        (Family::Ipv4, IpAddr::V6(_)) => Err(Failure::Usage(format!(
+            "--host {host} is an IPv6 address, but --family is ipv4; add --family ipv6"
+        ))),
+        (Family::Ipv6, IpAddr::V4(_)) => Err(Failure::Usage(format!(
+            "--host {host} is an IPv4 address, but --family is ipv6; use an IPv6 address such as ::1"
+        ))),
+        _ => Ok(SockAddr::from(SocketAddr::new(ip, port))),
+    }
+}
+
+/// A unix-domain socket address for `path`. A path longer than `sun_path` holds is a usage
+/// error: the kernel would never see it.
+pub fn unix(path: &Path) -> Result<SockAddr, Failure> {
+    SockAddr::unix(path).map_err(|_| {
+        Failure::Usage(format!(
+            "--path {} is {} bytes long; a unix socket path holds at most 107 bytes",
+            path.display(),
+            path.as_os_str().len()
+        ))
+    })
+}
+
+/// Resolves a host name to an address of `family`, narrating the lookup.
+fn resolve(say: &Narrator, family: Family, host: &str) -> Result<IpAddr, Failure> {
+    say.call_lib(
+        format!("getaddrinfo(\"{host}\")"),
+        format!("(\"{host}\", 0).to_socket_addrs()"),
+    );
+    let found: Vec<SocketAddr> = match (host, 0).to_socket_addrs() {
+        Ok(found) => found.collect(),
+        Err(error) => {
+            let message = error.to_string();
+            let message = message
+                .strip_prefix("failed to lookup address information: ")
+                .unwrap_or(&message)
+                .to_owned();
+            say.returned(format!("error: {message}"));
+            return Err(Failure::Lookup {
+                host: host.to_owned(),
+                message,
+            });
+        }
+    };
+    let listed: Vec<String> = found.iter().map(|a| a.ip().to_string()).collect();
+    say.returned(listed.join(", "));
+    let wanted = found.iter().map(|a| a.ip()).find(|ip| match family {
+        Family::Ipv6 => ip.is_ipv6(),
+        _ => ip.is_ipv4(),
+    });
+    match wanted {
+        Some(ip) => {
+            if found.len() > 1 {
+                say.note(format!("using {ip}, the first {family} address"));
+            }
+            Ok(ip)
+        }
+        None => Err(Failure::Lookup {
+            host: host.to_owned(),
+            message: format!("No address associated with hostname for --family {family}"),
+        }),
+    }
+}
+
+/// An address as the lessons print it: `127.0.0.1:8080`, `[::1]:8080`, a unix socket's path,
+/// or `(unnamed)` for a unix socket without a name.
+pub fn show(address: &SockAddr) -> String {
+    if let Some(inet) = address.as_socket() {
+        return inet.to_string();
+    }
+    if let Some(path) = address.as_pathname() {
+        return path.display().to_string();
+    }
+    if address.is_unnamed() {
+        return "(unnamed)".to_owned();
+    }
+    if let Some(name) = address.as_abstract_namespace() {
+        return format!("@{}", String::from_utf8_lossy(name));
+    }
+    "(unknown address)".to_owned()
+}

@@ -1,0 +1,215 @@
+//! The command-line vocabulary every step shares, and argument parsing that fails in one line.
+
+use std::fmt;
+
+use clap::{Parser, ValueEnum};
+use socket2::{Domain, Protocol, Type};
+
+/// `--family`: which address family the socket belongs to.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Family {
+    /// AF_INET: IPv4 addresses such as 127.0.0.1
+    Ipv4,
+    /// AF_INET6: IPv6 addresses such as ::1
+    Ipv6,
+    /// AF_UNIX: a path in the file system, for processes on the same machine
+    Unix,
+}
+
+impl Family {
+    /// The socket2 value for this family.
+    pub fn domain(self) -> Domain {
+        match self {
+            Family::Ipv4 => Domain::IPV4,
+            Family::Ipv6 => Domain::IPV6,
+            Family::Unix => Domain::UNIX,
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+            Family::Unix => "unix",
+        })
+    }
+}
+
+/// `--type`: a byte stream or separate datagrams.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SockType {
+    /// SOCK_STREAM: a connected, reliable, ordered byte stream (TCP for ipv4/ipv6)
+    Stream,
+    /// SOCK_DGRAM: separate messages, no connection, no guarantees (UDP for ipv4/ipv6)
+    Dgram,
+}
+
+impl SockType {
+    /// The socket2 value for this type.
+    pub fn ty(self) -> Type {
+        match self {
+            SockType::Stream => Type::STREAM,
+            SockType::Dgram => Type::DGRAM,
+        }
+    }
+}
+
+impl fmt::Display for SockType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SockType::Stream => "stream",
+            SockType::Dgram => "dgram",
+        })
+    }
+}
+
+/// `--color`: when to colour the output.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// Colour when the output is a terminal and NO_COLOR is not set
+    #[default]
+    Auto,
+    /// Always colour, even into a pipe or with NO_COLOR set
+    Always,
+    /// Never colour
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether to colour a stream that is (or is not) a terminal. An explicit `always` or
+    /// `never` wins over the `NO_COLOR` environment variable; `auto` honours it.
+    pub fn enabled(self, is_terminal: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+                is_terminal && !no_color
+            }
+        }
+    }
+}
+
+/// Parses the command line into `C`. `--help` and `--version` print and exit 0; a bad
+/// command line prints one line on stderr and exits with code 2. Never panics.
+pub fn parse_args<C: Parser>() -> C {
+    match C::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            match err.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => err.exit(),
+                _ => {
+                    eprintln!("{}", one_line(&err.render().to_string()));
+                    std::process::exit(2);
+                }
+            }
+        }
+    }
+}
+
+/// Folds clap's several-line error message into one line.
+fn one_line(rendered: &str) -> String {
+    let words: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|line| {
+            !line.is_empty()
+                && !line.starts_with("Usage:")
+                && !line.starts_with("For more information")
+        })
+        .collect();
+    format!("{} (see --help)", words.join(" "))
+}
+
+/// `socket(2)`'s protocol argument as `strace` prints it: `IPPROTO_TCP`, `IPPROTO_UDP`, or `0`.
+pub fn protocol_name(protocol: Option<Protocol>) -> &'static str {
+    match protocol {
+        Some(p) if p == Protocol::TCP => "IPPROTO_TCP",
+        Some(p) if p == Protocol::UDP => "IPPROTO_UDP",
+        Some(_) => "IPPROTO_?",
+        None => "0",
+    }
+}
+
+/// The socket2 expression for a protocol argument, as a step's source writes it.
+pub fn protocol_rust(protocol: Option<Protocol>) -> &'static str {
+    match protocol {
+        Some(p) if p == Protocol::TCP => "Some(Protocol::TCP)",
+        Some(p) if p == Protocol::UDP => "Some(Protocol::UDP)",
+        Some(_) => "Some(Protocol::?)",
+        None => "None",
+    }
+}
+
+/// An address family as `strace` prints it.
+pub fn domain_name(domain: Domain) -> &'static str {
+    if domain == Domain::IPV4 {
+        "AF_INET"
+    } else if domain == Domain::IPV6 {
+        "AF_INET6"
+    } else if domain == Domain::UNIX {
+        "AF_UNIX"
+    } else {
+        "AF_?"
+    }
+}
+
+/// The socket2 expression for an address family.
+pub fn domain_rust(domain: Domain) -> &'static str {
+    if domain == Domain::IPV4 {
+        "Domain::IPV4"
+    } else if domain == Domain::IPV6 {
+        "Domain::IPV6"
+    } else if domain == Domain::UNIX {
+        "Domain::UNIX"
+    } else {
+        "Domain::?"
+    }
+}
+
+/// A socket type as `strace` prints it.
+pub fn type_name(ty: Type) -> &'static str {
+    if ty == Type::STREAM {
+        "SOCK_STREAM"
+    } else if ty == Type::DGRAM {
+        "SOCK_DGRAM"
+    } else {
+        "SOCK_?"
+    }
+}
+
+/// The socket2 expression for a socket type.
+pub fn type_rust(ty: Type) -> &'static str {
+    if ty == Type::STREAM {
+        "Type::STREAM"
+    } else if ty == Type::DGRAM {
+        "Type::DGRAM"
+    } else {
+        "Type::?"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_errors_fold_into_one_line() {
+        let rendered = "error: invalid value 'ipx' for '--family <FAMILY>'\n  [possible values: ipv4, ipv6, unix]\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(rendered),
+            "error: invalid value 'ipx' for '--family <FAMILY>' [possible values: ipv4, ipv6, unix] (see --help)"
+        );
+    }
+
+    #[test]
+    fn explicit_color_choice_wins() {
+        assert!(ColorWhen::Always.enabled(false));
+        assert!(!ColorWhen::Never.enabled(true));
+    }
+}

@@ -1,0 +1,210 @@
+//! From an `io::Error` to what a learner needs: the errno name, the OS message, a hint, and
+//! the lesson that explains it.
+
+use std::io;
+
+/// The name of an error number, as `strace` and the man pages write it (`EADDRINUSE`).
+pub fn errno_name(code: i32) -> Option<&'static str> {
+    let name = match code {
+        libc::EACCES => "EACCES",
+        libc::EADDRINUSE => "EADDRINUSE",
+        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+        libc::EAGAIN => "EAGAIN",
+        libc::EALREADY => "EALREADY",
+        libc::EBADF => "EBADF",
+        libc::ECONNABORTED => "ECONNABORTED",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::ECONNRESET => "ECONNRESET",
+        libc::EDESTADDRREQ => "EDESTADDRREQ",
+        libc::EHOSTUNREACH => "EHOSTUNREACH",
+        libc::EINPROGRESS => "EINPROGRESS",
+        libc::EINTR => "EINTR",
+        libc::EINVAL => "EINVAL",
+        libc::EISCONN => "EISCONN",
+        libc::EMFILE => "EMFILE",
+        libc::EMSGSIZE => "EMSGSIZE",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::ENETUNREACH => "ENETUNREACH",
+        libc::ENFILE => "ENFILE",
+        libc::ENOBUFS => "ENOBUFS",
+        libc::ENOENT => "ENOENT",
+        libc::ENOTCONN => "ENOTCONN",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::ENOTSOCK => "ENOTSOCK",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EPERM => "EPERM",
+        libc::EPIPE => "EPIPE",
+        libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
+        libc::EPROTOTYPE => "EPROTOTYPE",
+        libc::EROFS => "EROFS",
+        libc::ESHUTDOWN => "ESHUTDOWN",
+        libc::ESOCKTNOSUPPORT => "ESOCKTNOSUPPORT",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        _ => return None,
+    };
+    Some(name)
+}
+
+/// The short name of an error: its errno name when the kernel gave one, otherwise a name for
+/// the kind of error (a timeout measured by our own timer has no errno).
+pub fn error_name(error: &io::Error) -> String {
+    match error.raw_os_error() {
+        Some(code) => errno_name(code)
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("errno {code}")),
+        None => match error.kind() {
+            io::ErrorKind::TimedOut => "timeout".to_owned(),
+            io::ErrorKind::UnexpectedEof => "unexpected EOF".to_owned(),
+            io::ErrorKind::InvalidInput => "invalid input".to_owned(),
+            _ => "error".to_owned(),
+        },
+    }
+}
+
+/// The OS message for an error, without Rust's " (os error 98)" suffix.
+pub fn os_message(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+/// `EADDRINUSE (Address already in use)`: how a result line and an error line name an error.
+pub fn describe(error: &io::Error) -> String {
+    format!("{} ({})", error_name(error), os_message(error))
+}
+
+/// What to do about an error, and which lesson explains it. `call` is the name of the system
+/// call that failed (`bind`, `connect`, ...): the same errno can mean different things.
+pub fn hint(call: &str, error: &io::Error) -> (&'static str, Option<&'static str>) {
+    const BIND: Option<&str> = Some("lessons/02-bind.md");
+    const CREATE: Option<&str> = Some("lessons/01-create.md");
+    let Some(code) = error.raw_os_error() else {
+        return match error.kind() {
+            io::ErrorKind::TimedOut => (
+                "no answer in time: the peer's kernel did not complete the handshake (a full accept queue, a firewall that drops packets, or a host that is down)",
+                Some("lessons/03-listen.md"),
+            ),
+            _ => ("", None),
+        };
+    };
+    match (call, code) {
+        ("bind", libc::EADDRINUSE) => (
+            "another socket already holds this address (for a unix socket: the file already exists); stop it, choose another --port (0 lets the kernel choose) or --path",
+            BIND,
+        ),
+        ("bind", libc::EADDRNOTAVAIL) => (
+            "no network interface of this machine has that IP address; bind to 127.0.0.1, 0.0.0.0, or an address that `ip addr` lists",
+            BIND,
+        ),
+        ("bind", libc::EACCES) => (
+            "ports below net.ipv4.ip_unprivileged_port_start (usually 1024) need root or CAP_NET_BIND_SERVICE, and a unix socket needs write permission on its directory; use a higher --port",
+            BIND,
+        ),
+        ("bind", libc::ENOENT) => (
+            "the directory for the unix socket's path does not exist; create it or choose another --path",
+            BIND,
+        ),
+        ("bind", libc::EINVAL) => (
+            "this socket is already bound; a socket gets an address once",
+            BIND,
+        ),
+        ("listen", libc::EOPNOTSUPP) => (
+            "only stream sockets listen: a datagram socket has no connections to queue",
+            Some("lessons/03-listen.md"),
+        ),
+        ("listen", libc::EADDRINUSE) => (
+            "another socket already listens on this port; two listeners cannot share it without SO_REUSEPORT",
+            Some("lessons/03-listen.md"),
+        ),
+        (_, libc::EAFNOSUPPORT) => (
+            "this kernel does not support that address family here (is IPv6 disabled?)",
+            CREATE,
+        ),
+        (_, libc::EPROTONOSUPPORT | libc::ESOCKTNOSUPPORT | libc::EPROTOTYPE) => {
+            ("this family, type and protocol do not go together", CREATE)
+        }
+        (_, libc::EMFILE | libc::ENFILE) => (
+            "this process holds as many descriptors as it may: close sockets you no longer need, or raise the limit (ulimit -n)",
+            CREATE,
+        ),
+        (_, libc::ECONNREFUSED) => (
+            "nothing listens at that address: the peer's kernel answered with a reset; start the server first, or check --host and --port",
+            None,
+        ),
+        (_, libc::ETIMEDOUT) => (
+            "the peer never answered: its host may be down, or a firewall drops the packets",
+            None,
+        ),
+        (_, libc::ECONNRESET) => (
+            "the peer reset the connection: it closed with unread data, aborted (SO_LINGER 0), or its process died",
+            None,
+        ),
+        (_, libc::EPIPE) => (
+            "the connection is closed for writing: the peer is gone, or this side already shut down its write half",
+            None,
+        ),
+        (_, libc::ENOTCONN) => ("this socket is not connected to a peer", None),
+        (_, libc::ENOENT) => (
+            "no socket file at that path: is the server running, with the same --path?",
+            None,
+        ),
+        (_, libc::EACCES | libc::EPERM) => ("permission denied", None),
+        (_, libc::ENETUNREACH | libc::EHOSTUNREACH) => {
+            ("no route to that address from this machine", None)
+        }
+        _ => ("", None),
+    }
+}
+
+/// The hint for a failed host-name lookup, keyed by the resolver's message.
+pub fn lookup_hint(message: &str) -> (&'static str, &'static str) {
+    if message.contains("Name or service not known") || message.contains("nodename nor servname") {
+        (
+            "EAI_NONAME",
+            "no such host: check the spelling, or give an IP address such as 127.0.0.1",
+        )
+    } else if message.contains("Temporary failure") {
+        (
+            "EAI_AGAIN",
+            "the resolver could not reach a name server; try an IP address such as 127.0.0.1",
+        )
+    } else if message.contains("No address associated") {
+        (
+            "EAI_NODATA",
+            "the name exists but has no address of that family",
+        )
+    } else {
+        (
+            "EAI",
+            "the host name did not resolve; try an IP address such as 127.0.0.1",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_messages_come_from_the_os_error() {
+        let e = io::Error::from_raw_os_error(libc::EADDRINUSE);
+        assert_eq!(error_name(&e), "EADDRINUSE");
+        assert_eq!(describe(&e), "EADDRINUSE (Address already in use)");
+    }
+
+    #[test]
+    fn a_timer_timeout_is_not_called_etimedout() {
+        let e = io::Error::from(io::ErrorKind::TimedOut);
+        assert_eq!(error_name(&e), "timeout");
+    }
+
+    #[test]
+    fn the_same_errno_gets_a_hint_for_its_call() {
+        let e = io::Error::from_raw_os_error(libc::EADDRINUSE);
+        assert!(hint("bind", &e).0.contains("--port"));
+        assert!(hint("listen", &e).0.contains("listens"));
+    }
+}

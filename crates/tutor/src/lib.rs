@@ -1,0 +1,76 @@
+//! Presentation shared by every step of the course.
+//!
+//! This crate prints; it never makes the socket calls a lesson is about. Each step's
+//! `main.rs` calls `socket2` itself, in the order its lesson tells, and uses this crate to
+//! say what it is doing:
+//!
+//! - [`narrate`]: one block per system call: the call as `strace` shows it, the socket2
+//!   method that made it, and what came back.
+//! - [`cli`]: the flags every step shares (`--family`, `--type`, `--color`) and argument
+//!   parsing that turns a bad command line into one line on stderr and exit code 2.
+//! - [`explain`]: an `io::Error` turned into its errno name, the OS message, a hint and the
+//!   lesson to read.
+//! - [`addr`]: `--host`/`--port`/`--path` turned into a socket address, and addresses
+//!   printed the way the lessons print them.
+//! - [`observe`]: looking at a socket from outside, as `ls -l /proc/PID/fd` and `ss` do.
+//! - [`interrupt`]: Ctrl-C handling, so a server stops cleanly.
+
+pub mod addr;
+pub mod cli;
+pub mod explain;
+pub mod interrupt;
+pub mod narrate;
+pub mod observe;
+
+use std::io;
+use std::process::ExitCode;
+
+pub use cli::{ColorWhen, Family, SockType};
+pub use narrate::Narrator;
+
+/// Who a step is: printed in its header, its `--help` and its error lines.
+#[derive(Debug)]
+pub struct Step {
+    /// Position in the course, from 1.
+    pub number: u32,
+    /// The crate and binary name, e.g. `step2_bind`.
+    pub crate_name: &'static str,
+    /// What the step is about, in a few words.
+    pub title: &'static str,
+    /// The lesson file, relative to the repository root.
+    pub lesson: &'static str,
+}
+
+/// Why a step stopped early. `main` turns it into one line on stderr and an exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// The command line asks for something impossible (exit code 2).
+    Usage(String),
+    /// A socket call failed (exit code 1). `call` is the call as narrated.
+    Socket { call: String, error: io::Error },
+    /// A host name did not resolve (exit code 1).
+    Lookup { host: String, message: String },
+    /// The peer broke the conversation's rules, e.g. vanished in mid-message (exit code 1).
+    Peer(String),
+}
+
+impl Failure {
+    /// The exit code this failure ends the program with.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Ends a step: on failure, prints the one-line explanation on stderr and picks the exit code.
+pub fn finish(say: &Narrator, result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            say.failure_line(&failure);
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}

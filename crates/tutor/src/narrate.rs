@@ -1,0 +1,258 @@
+//! Narration: every socket call a step makes is printed as it is made.
+//!
+//! A call is a block of lines:
+//!
+//! ```text
+//! -> bind(3, 127.0.0.1:0)                 the system call, as strace shows it
+//!    socket2: socket.bind(&address)       the Rust that made it
+//! <- 0                                    what came back
+//!    the kernel chose port 40321          what that means
+//! ```
+//!
+//! `->` marks a call going into the kernel, `<-` its answer. Colour only underlines what the
+//! text already says, and is off when the output is not a terminal or `NO_COLOR` is set.
+
+use std::cell::RefCell;
+use std::fmt::Display;
+use std::io::{self, IsTerminal, Write};
+
+use colored::Colorize;
+use socket2::{Domain, Protocol, Type};
+
+use crate::cli::{self, ColorWhen};
+use crate::{Failure, Step, explain};
+
+/// Prints what a step does. Cheap to clone; give each thread its own with [`Narrator::actor`].
+#[derive(Clone, Debug)]
+pub struct Narrator {
+    step: &'static Step,
+    color: bool,
+    color_stderr: bool,
+    actor: Option<String>,
+    last_call: RefCell<String>,
+}
+
+/// How wide an actor's name is padded, so that the calls of several actors line up.
+const ACTOR_WIDTH: usize = 10;
+
+#[derive(Copy, Clone)]
+enum Paint {
+    Header,
+    Call,
+    Rust,
+    Ok,
+    Error,
+    Note,
+}
+
+impl Narrator {
+    /// A narrator for `step`, colouring according to `--color`.
+    pub fn new(step: &'static Step, color: ColorWhen) -> Narrator {
+        let color_stdout = color.enabled(io::stdout().is_terminal());
+        let color_stderr = color.enabled(io::stderr().is_terminal());
+        // This crate decides when to colour; `colored` must not second-guess it.
+        colored::control::set_override(true);
+        Narrator {
+            step,
+            color: color_stdout,
+            color_stderr,
+            actor: None,
+            last_call: RefCell::new(String::new()),
+        }
+    }
+
+    /// A narrator for one actor of a demo (`server`, `client 1`): its lines start with the
+    /// actor's name, so that a story told by several actors stays readable.
+    pub fn actor(&self, name: &str) -> Narrator {
+        Narrator {
+            actor: Some(name.to_owned()),
+            last_call: RefCell::new(String::new()),
+            ..self.clone()
+        }
+    }
+
+    /// The step this narrator speaks for.
+    pub fn step(&self) -> &'static Step {
+        self.step
+    }
+
+    /// The first line of every run: the step, what it is about, and its lesson.
+    pub fn header(&self) {
+        let step = self.step;
+        let line = format!("== step {}: {} ==", step.number, step.title);
+        self.emit(&[
+            (Paint::Header, line),
+            (Paint::Note, format!("lesson: {}", step.lesson)),
+        ]);
+    }
+
+    /// A heading inside a run, for steps that tell their story in parts.
+    pub fn section(&self, title: impl Display) {
+        println!();
+        self.emit(&[(Paint::Header, format!("-- {title} --"))]);
+    }
+
+    /// A system call about to be made: as `strace` shows it, and the Rust that makes it.
+    pub fn call(&self, syscall: impl Display, rust: impl Display) {
+        self.call_labelled(syscall, "socket2", rust);
+    }
+
+    /// A library call that is not a socket call (`getaddrinfo`, `unlink`), made through std.
+    pub fn call_lib(&self, call: impl Display, rust: impl Display) {
+        self.call_labelled(call, "std", rust);
+    }
+
+    fn call_labelled(&self, call: impl Display, label: &str, rust: impl Display) {
+        let call = call.to_string();
+        *self.last_call.borrow_mut() = call.clone();
+        self.emit(&[
+            (Paint::Call, format!("-> {call}")),
+            (Paint::Rust, format!("   {label}: {rust}")),
+        ]);
+    }
+
+    /// Narrates `socket(2)` for this family, type and protocol. On Linux socket2 adds
+    /// `SOCK_CLOEXEC`, so the narration does too: it is what `strace` shows.
+    pub fn call_socket(&self, domain: Domain, ty: Type, protocol: Option<Protocol>) {
+        self.call(
+            format!(
+                "socket({}, {}|SOCK_CLOEXEC, {})",
+                cli::domain_name(domain),
+                cli::type_name(ty),
+                cli::protocol_name(protocol)
+            ),
+            format!(
+                "Socket::new({}, {}, {})",
+                cli::domain_rust(domain),
+                cli::type_rust(ty),
+                cli::protocol_rust(protocol)
+            ),
+        );
+    }
+
+    /// What the last call returned.
+    pub fn returned(&self, value: impl Display) {
+        self.emit(&[(Paint::Ok, format!("<- {value}"))]);
+    }
+
+    /// An error the last call returned, narrated without ending the step: for demos that
+    /// provoke an error on purpose. The hint follows as a note.
+    pub fn error(&self, error: &io::Error) {
+        let call = self.last_call_name();
+        let (hint, _) = explain::hint(&call, error);
+        let mut lines = vec![(Paint::Error, self.error_result(error))];
+        if !hint.is_empty() {
+            lines.push((Paint::Note, format!("   {hint}")));
+        }
+        self.emit(&lines);
+    }
+
+    /// Passes a call's success through; on error, narrates it and turns it into a
+    /// [`Failure`] that ends the step with exit code 1.
+    pub fn check<T>(&self, result: io::Result<T>) -> Result<T, Failure> {
+        result.map_err(|error| {
+            self.emit(&[(Paint::Error, self.error_result(&error))]);
+            Failure::Socket {
+                call: self.last_call.borrow().clone(),
+                error,
+            }
+        })
+    }
+
+    /// An explanation: what a result means, or what to try.
+    pub fn note(&self, text: impl Display) {
+        let text = text.to_string();
+        let lines: Vec<(Paint, String)> = text
+            .lines()
+            .map(|line| (Paint::Note, format!("   {line}")))
+            .collect();
+        self.emit(&lines);
+    }
+
+    /// A line of the story that is not about one call (`waiting for Enter ...`).
+    pub fn say(&self, text: impl Display) {
+        self.emit(&[(Paint::Note, text.to_string())]);
+    }
+
+    /// Prints the one-line explanation of why the step failed, on stderr.
+    pub fn failure_line(&self, failure: &Failure) {
+        let lesson_of = |lesson: Option<&'static str>| lesson.unwrap_or(self.step.lesson);
+        let line = match failure {
+            Failure::Usage(message) => format!("error: {message} (see --help)"),
+            Failure::Socket { call, error } => {
+                let name = call.split('(').next().unwrap_or(call);
+                let (hint, lesson) = explain::hint(name, error);
+                let hint = if hint.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {hint}")
+                };
+                format!(
+                    "error: {call} failed with {}{hint}; see {}",
+                    explain::describe(error),
+                    lesson_of(lesson)
+                )
+            }
+            Failure::Lookup { host, message } => {
+                let (name, hint) = explain::lookup_hint(message);
+                format!(
+                    "error: cannot resolve host '{host}': {name} ({message}): {hint}; see {}",
+                    lesson_of(Some("lessons/02-bind.md"))
+                )
+            }
+            Failure::Peer(message) => {
+                format!("error: {message}; see {}", self.step.lesson)
+            }
+        };
+        let line = if self.color_stderr {
+            line.red().bold().to_string()
+        } else {
+            line
+        };
+        eprintln!("{line}");
+    }
+
+    fn last_call_name(&self) -> String {
+        let call = self.last_call.borrow();
+        call.split('(').next().unwrap_or("").to_owned()
+    }
+
+    fn error_result(&self, error: &io::Error) -> String {
+        match error.raw_os_error() {
+            Some(_) => format!("<- -1 {}", explain::describe(error)),
+            None => format!("<- {}", explain::describe(error)),
+        }
+    }
+
+    /// Writes lines as one block, so that lines of other threads cannot come between them.
+    fn emit(&self, lines: &[(Paint, String)]) {
+        let prefix = match &self.actor {
+            Some(name) => format!("{name:<ACTOR_WIDTH$}"),
+            None => String::new(),
+        };
+        let mut block = String::new();
+        for (paint, text) in lines {
+            block.push_str(&prefix);
+            block.push_str(&self.paint(*paint, text));
+            block.push('\n');
+        }
+        let mut out = io::stdout().lock();
+        // A closed stdout (a learner piping into `head`) is no reason to stop the step.
+        let _ = out.write_all(block.as_bytes());
+        let _ = out.flush();
+    }
+
+    fn paint(&self, paint: Paint, text: &str) -> String {
+        if !self.color {
+            return text.to_owned();
+        }
+        match paint {
+            Paint::Header => text.bold().to_string(),
+            Paint::Call => text.bold().cyan().to_string(),
+            Paint::Rust => text.dimmed().to_string(),
+            Paint::Ok => text.green().to_string(),
+            Paint::Error => text.red().bold().to_string(),
+            Paint::Note => text.to_owned(),
+        }
+    }
+}
