@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use socket2::{Protocol, Socket};
-use tutor::{ColorWhen, Failure, Family, Narrator, SockType, Step, addr, observe};
+use tutor::{ColorWhen, Failure, Family, Narrator, SockType, Step, addr, observe, sys};
 
 const STEP: Step = Step {
     number: 1,
@@ -119,7 +119,7 @@ fn create(
     }
 
     // 3. A new socket has no address: no IP address, no port, no path.
-    say.call(format!("getsockname({fd})"), "socket.local_addr()");
+    say.call(sys::getsockname(fd), "socket.local_addr()");
     let local = say.check(socket.local_addr())?;
     say.returned(addr::show(&local));
     match family {
@@ -141,7 +141,7 @@ fn create(
     //    default sizes come from sysctl settings that depend on the family and type.
     let (rcv_setting, snd_setting) = default_buffer_settings(family, sock_type);
     say.call(
-        format!("getsockopt({fd}, SOL_SOCKET, SO_RCVBUF)"),
+        sys::getsockopt(fd, "SOL_SOCKET", "SO_RCVBUF"),
         "socket.recv_buffer_size()",
     );
     let rcvbuf = say.check(socket.recv_buffer_size())?;
@@ -149,7 +149,7 @@ fn create(
     say.note(setting_origin(rcv_setting));
 
     say.call(
-        format!("getsockopt({fd}, SOL_SOCKET, SO_SNDBUF)"),
+        sys::getsockopt(fd, "SOL_SOCKET", "SO_SNDBUF"),
         "socket.send_buffer_size()",
     );
     let sndbuf = say.check(socket.send_buffer_size())?;
@@ -166,11 +166,11 @@ fn create(
     }
 
     // 7. Close it: dropping a socket2 Socket calls close(2). The number is free again.
-    say.call(format!("close({fd})"), "drop(socket)");
+    say.call(sys::close(fd), "drop(socket)");
     drop(socket);
     say.returned("done (Drop does not report what close returned)");
     for another in more {
-        say.call(format!("close({})", another.as_raw_fd()), "drop(another)");
+        say.call(sys::close(another.as_raw_fd()), "drop(another)");
         drop(another);
         say.returned("done");
     }

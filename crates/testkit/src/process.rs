@@ -203,6 +203,14 @@ impl Running {
         }
     }
 
+    /// Waits, at most `limit`, for a server's `ready: listening on ADDRESS` line (or `ready:
+    /// bound to ADDRESS`) and returns ADDRESS as printed: `127.0.0.1:40321`, `[::1]:40321`,
+    /// or a unix socket's path.
+    pub fn wait_ready(&mut self, limit: Duration) -> String {
+        let line = self.expect_line_where(|l| l.contains("ready: "), "ready: ...", limit);
+        line.rsplit(' ').next().unwrap_or_default().to_owned()
+    }
+
     /// Writes to the program's standard input.
     pub fn send_stdin(&mut self, text: &str) {
         if let Some(stdin) = self.stdin.as_mut() {

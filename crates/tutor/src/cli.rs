@@ -1,9 +1,12 @@
 //! The command-line vocabulary every step shares, and argument parsing that fails in one line.
 
 use std::fmt;
+use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
-use socket2::{Domain, Protocol, Type};
+use clap::{Args, Parser, ValueEnum};
+use socket2::{Domain, Protocol, SockAddr, Type};
+
+use crate::{Failure, Narrator};
 
 /// `--family`: which address family the socket belongs to.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -88,6 +91,58 @@ impl ColorWhen {
                 let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
                 is_terminal && !no_color
             }
+        }
+    }
+}
+
+/// Where a server puts its socket: `--family`, `--host`, `--port`, `--path`. Flatten it into
+/// a step's command line with `#[command(flatten)]`, then call [`ServerAddress::resolve`].
+#[derive(Args, Debug, Clone)]
+pub struct ServerAddress {
+    /// Address family: ipv4 and ipv6 use --host and --port, unix uses --path
+    #[arg(long, value_enum, default_value_t = Family::Ipv4)]
+    pub family: Family,
+
+    /// IP address or host name to bind to [default: 127.0.0.1, or ::1 for ipv6]; '' means every local address
+    #[arg(long)]
+    pub host: Option<String>,
+
+    /// Port to bind to; 0 lets the kernel choose one, and the program prints which
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+
+    /// Path of the unix socket file, for --family unix [default: $TMPDIR/<step>.sock]
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+}
+
+impl ServerAddress {
+    /// The unix socket path: `--path`, or `<temp dir>/<crate name>.sock`.
+    pub fn unix_path(&self, say: &Narrator) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("{}.sock", say.step().crate_name)))
+    }
+
+    /// The address to bind: resolves `--host` (narrating a name lookup) or takes `--path`.
+    /// Flags that do not apply to the family are a usage error.
+    pub fn resolve(&self, say: &Narrator) -> Result<SockAddr, Failure> {
+        match self.family {
+            Family::Unix if self.port != 0 => Err(Failure::Usage(
+                "--port does not apply to --family unix: a unix socket's address is a --path"
+                    .into(),
+            )),
+            Family::Ipv4 | Family::Ipv6 if self.path.is_some() => Err(Failure::Usage(format!(
+                "--path applies to --family unix only, not {}",
+                self.family
+            ))),
+            _ => crate::addr::endpoint(
+                say,
+                self.family,
+                self.host.as_deref(),
+                self.port,
+                &self.unix_path(say),
+            ),
         }
     }
 }

@@ -23,10 +23,7 @@ pub fn stop_on_ctrl_c(say: &Narrator) {
             .map(|files| files.clone())
             .unwrap_or_default();
         for path in files {
-            handler_say.call_lib(
-                format!("unlink(\"{}\")", path.display()),
-                "std::fs::remove_file(path)",
-            );
+            handler_say.call_lib(crate::sys::unlink(&path), "std::fs::remove_file(path)");
             match std::fs::remove_file(&path) {
                 Ok(()) => handler_say.returned(0),
                 Err(error) => handler_say.error(&error),

@@ -12,6 +12,7 @@
 //!   lesson to read.
 //! - [`addr`]: `--host`/`--port`/`--path` turned into a socket address, and addresses
 //!   printed the way the lessons print them.
+//! - [`sys`]: system calls written as `strace` writes them, for the narration.
 //! - [`observe`]: looking at a socket from outside, as `ls -l /proc/PID/fd` and `ss` do.
 //! - [`interrupt`]: Ctrl-C handling, so a server stops cleanly.
 
@@ -21,6 +22,7 @@ pub mod explain;
 pub mod interrupt;
 pub mod narrate;
 pub mod observe;
+pub mod sys;
 
 use std::io;
 use std::process::ExitCode;

@@ -115,12 +115,7 @@ impl Narrator {
     /// `SOCK_CLOEXEC`, so the narration does too: it is what `strace` shows.
     pub fn call_socket(&self, domain: Domain, ty: Type, protocol: Option<Protocol>) {
         self.call(
-            format!(
-                "socket({}, {}|SOCK_CLOEXEC, {})",
-                cli::domain_name(domain),
-                cli::type_name(ty),
-                cli::protocol_name(protocol)
-            ),
+            crate::sys::socket(domain, ty, protocol),
             format!(
                 "Socket::new({}, {}, {})",
                 cli::domain_rust(domain),
@@ -167,6 +162,17 @@ impl Narrator {
             .map(|line| (Paint::Note, format!("   {line}")))
             .collect();
         self.emit(&lines);
+    }
+
+    /// Announces that a server is ready for peers: `ready: listening on 127.0.0.1:40321`.
+    /// Tests and scripts wait for this line and read the address from its end, so every
+    /// server prints it once its socket can be reached (`what` is `listening on` for a stream
+    /// server, `bound to` for a datagram one).
+    pub fn ready(&self, what: &str, address: &socket2::SockAddr) {
+        self.emit(&[(
+            Paint::Ok,
+            format!("ready: {what} {}", crate::addr::show(address)),
+        )]);
     }
 
     /// A line of the story that is not about one call (`waiting for Enter ...`).
