@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 from=${1:-1}
 steps=(
   step1_create
+  step2_bind
 )
 
 cargo build -q --workspace --bins

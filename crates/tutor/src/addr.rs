@@ -87,7 +87,8 @@ fn resolve(say: &Narrator, family: Family, host: &str) -> Result<IpAddr, Failure
                 .strip_prefix("failed to lookup address information: ")
                 .unwrap_or(&message)
                 .to_owned();
-            say.returned(format!("error: {message}"));
+            let (name, _) = crate::explain::lookup_hint(&message);
+            say.returned(format!("{name} ({message})"));
             return Err(Failure::Lookup {
                 host: host.to_owned(),
                 message,
