@@ -11,6 +11,7 @@ from=${1:-1}
 steps=(
   step1_create
   step2_bind
+  step3_listen
 )
 
 cargo build -q --workspace --bins

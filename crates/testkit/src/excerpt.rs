@@ -160,7 +160,10 @@ mod tests {
     const SOURCE: &str = "fn main() {\n    let a = 1;\n    let b = 2;\n    let c = 3;\n}\n";
 
     fn check_against_source(excerpt_lines: &[&str]) -> Result<(), String> {
-        let dir = std::env::temp_dir().join(format!("excerpt-test-{}", std::process::id()));
+        // Tests run in parallel threads: each call gets a directory of its own.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("excerpt-test-{}-{n}", std::process::id()));
         std::fs::create_dir_all(dir.join("crates")).expect("temp dir");
         std::fs::write(dir.join("crates/x.rs"), SOURCE).expect("write");
         let excerpt = Excerpt {

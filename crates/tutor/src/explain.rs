@@ -119,6 +119,14 @@ pub fn hint(call: &str, error: &io::Error) -> (&'static str, Option<&'static str
             "another socket already listens on this port; two listeners cannot share it without SO_REUSEPORT",
             Some("lessons/03-listen.md"),
         ),
+        ("connect", libc::EINPROGRESS) => (
+            "the handshake did not finish within the socket's send timeout (SO_SNDTIMEO); the kernel goes on trying in the background",
+            Some("lessons/03-listen.md"),
+        ),
+        ("connect", libc::EAGAIN) => (
+            "the unix server's accept queue stayed full for the whole send timeout (SO_SNDTIMEO)",
+            Some("lessons/03-listen.md"),
+        ),
         (_, libc::EAFNOSUPPORT) => (
             "this kernel does not support that address family here (is IPv6 disabled?)",
             CREATE,
@@ -139,7 +147,7 @@ pub fn hint(call: &str, error: &io::Error) -> (&'static str, Option<&'static str
             None,
         ),
         (_, libc::ECONNRESET) => (
-            "the peer reset the connection: it closed with unread data, aborted (SO_LINGER 0), or its process died",
+            "the peer reset the connection: it closed with data unread, aborted (SO_LINGER 0), or its listening socket or process went away",
             None,
         ),
         (_, libc::EPIPE) => (

@@ -95,6 +95,9 @@ pub struct TcpEntry {
     /// Bytes received but not yet read; for a listening socket, the connections in its
     /// accept queue (what `ss -l` shows as Recv-Q).
     pub rx_queue: u32,
+    /// How many times the kernel has resent the segment it is waiting to have acknowledged
+    /// (for a socket in SYN-SENT: its SYN).
+    pub retransmits: u32,
 }
 
 /// Every TCP socket of this network namespace, IPv4 and IPv6, from `/proc/net/tcp{,6}`.
@@ -133,12 +136,15 @@ fn parse_tcp_line(line: &str) -> Option<TcpEntry> {
     let remote = parse_hex_address(fields.next()?)?;
     let state = TcpState::from_code(u8::from_str_radix(fields.next()?, 16).ok()?);
     let (tx, rx) = fields.next()?.split_once(':')?;
+    let _timer = fields.next()?;
+    let retransmits = u32::from_str_radix(fields.next()?, 16).ok()?;
     Some(TcpEntry {
         local,
         remote,
         state,
         tx_queue: u32::from_str_radix(tx, 16).ok()?,
         rx_queue: u32::from_str_radix(rx, 16).ok()?,
+        retransmits,
     })
 }
 
@@ -158,6 +164,19 @@ fn parse_hex_address(text: &str) -> Option<SocketAddr> {
         _ => return None,
     };
     Some(SocketAddr::new(ip, port))
+}
+
+/// A counter of the kernel's network statistics, as `nstat -az` prints it: `netstat_counter(
+/// "TcpExt", "ListenOverflows")` reads `/proc/net/netstat`. The counters belong to the whole
+/// network namespace, so other programs' events count too.
+pub fn netstat_counter(group: &str, name: &str) -> Option<u64> {
+    let text = fs::read_to_string("/proc/net/netstat").ok()?;
+    let prefix = format!("{group}:");
+    let mut lines = text.lines().filter(|l| l.starts_with(&prefix));
+    let names = lines.next()?;
+    let values = lines.next()?;
+    let at = names.split_whitespace().position(|n| n == name)?;
+    values.split_whitespace().nth(at)?.parse().ok()
 }
 
 /// Blocks until the learner presses Enter, or until standard input ends.
