@@ -157,14 +157,45 @@ fn compare(step: &Step, actual: &str, problems: &mut Vec<String>) {
     let actual: Vec<&str> = actual.lines().map(str::trim_end).collect();
     let expected: Vec<&str> = step.expected.iter().map(String::as_str).collect();
     if !lines_match(&expected, &actual) {
+        let first = first_difference(&expected, &actual);
         problems.push(format!(
-            "line {}: `$ {}` printed something else.\n--- the lesson shows:\n{}\n--- the program printed:\n{}\n---",
+            "line {}: `$ {}` printed something else.\n{first}\n--- the lesson shows:\n{}\n--- the program printed:\n{}\n---",
             step.line,
             step.command,
             expected.join("\n"),
             actual.join("\n")
         ));
     }
+}
+
+/// Where a transcript and the real output part ways, for a short first hint: the first line
+/// that neither matches nor is covered by a `...` before it.
+fn first_difference(expected: &[&str], actual: &[&str]) -> String {
+    let mut shown = 0;
+    let mut printed = 0;
+    while shown < expected.len() && printed < actual.len() {
+        if expected[shown] == "..." {
+            return format!(
+                "first difference after line {} of the lesson's output (a `...` there)",
+                shown + 1
+            );
+        }
+        if !line_matches(expected[shown], actual[printed]) {
+            return format!(
+                "first difference at output line {}:\n  lesson:  {}\n  program: {}",
+                printed + 1,
+                expected[shown],
+                actual[printed]
+            );
+        }
+        shown += 1;
+        printed += 1;
+    }
+    format!(
+        "the lesson shows {} lines, the program printed {}",
+        expected.len(),
+        actual.len()
+    )
 }
 
 /// Turns a transcript's command line into a command to run.
