@@ -229,6 +229,25 @@ fn a_close_with_unread_data_sends_a_reset_instead_of_a_fin() {
         "{table}"
     );
     assert!(counted_at_least_once(&out, "TCPAbortOnClose"));
+
+    // The same in-process: the reset is reported once, then end of file, and send fails.
+    let (listener, at) = listener(false);
+    let (client, conn, _) = connect(&listener, at);
+    client.send(b"unread").expect("send");
+    let mut reader = &conn;
+    let mut one = [0u8; 1];
+    assert_eq!(
+        reader.read(&mut one).expect("one byte"),
+        1,
+        "the data arrived"
+    );
+    drop(conn);
+    let mut reader = &client;
+    let error = reader.read(&mut [0u8; 8]).expect_err("a reset");
+    assert_eq!(error.kind(), ErrorKind::ConnectionReset);
+    assert_eq!(reader.read(&mut [0u8; 8]).expect("EOF"), 0);
+    let error = client.send(b"x").expect_err("EPIPE");
+    assert_eq!(error.kind(), ErrorKind::BrokenPipe);
 }
 
 #[test]
@@ -271,6 +290,10 @@ fn so_linger_0_aborts_with_a_reset_and_leaves_no_time_wait() {
     let mut reader = &client;
     let error = reader.read(&mut [0u8; 8]).expect_err("a reset");
     assert_eq!(error.kind(), ErrorKind::ConnectionReset);
+    // The reset is reported once; after it, recv() reads end of file and send() fails.
+    assert_eq!(reader.read(&mut [0u8; 8]).expect("EOF"), 0);
+    let error = client.send(b"x").expect_err("EPIPE");
+    assert_eq!(error.kind(), ErrorKind::BrokenPipe);
 }
 
 fn counted_at_least_once(out: &Finished, counter: &str) -> bool {
@@ -421,6 +444,9 @@ fn the_demo_restarts_over_time_wait_only_with_so_reuseaddr_and_never_beside_a_li
 
 #[test]
 fn so_reuseaddr_helps_only_if_the_old_server_set_it_too() {
+    // socket2, like Python's socket.socket, leaves SO_REUSEADDR off until you set it.
+    let fresh = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+    assert!(!fresh.reuse_address().expect("SO_REUSEADDR"));
     for (old, new, refused) in [
         (false, false, true),
         (false, true, true),
@@ -780,7 +806,18 @@ fn a_restarted_server_needs_reuse_address_on_both_runs() {
         "--reuse-address",
     ]);
     assert_eq!(again, at);
-    drop(server);
+    // It takes new connections while the old one still waits in TIME-WAIT.
+    let waiting = observe::tcp_sockets_on_port(at.port())
+        .expect("readable")
+        .into_iter()
+        .any(|e| e.local == at && e.state == TcpState::TimeWait);
+    assert!(waiting, "the old connection still waits");
+    let mut stream = client(at);
+    stream.write_all(b"again\n").expect("send");
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).expect("echo and EOF");
+    assert_eq!(all, b"again\n");
+    assert_eq!(server.finish(LIMIT).code, Some(0));
 
     // A first run without it: even a restart with --reuse-address is refused.
     let at = serve_one_client(&["--max-clients", "1"]);
@@ -988,5 +1025,118 @@ fn ipv6_ends_connections_the_same_way() {
     assert!(
         out.lines_with("client end [::1]:")
             .any(|l| l.ends_with("TIME-WAIT"))
+    );
+}
+
+#[test]
+fn ctrl_c_closes_the_servers_sockets_and_leaves_time_wait_too() {
+    let (mut server, at) = start_server(&[]);
+    let mut stream = client(at);
+    let me = stream.local_addr().expect("addr");
+    // The server waits in recv() for this client's message; stop it there.
+    server.expect_line("-> recvfrom(4, buf, 1024, 0)", LIMIT);
+    server.signal(2);
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        stream.read(&mut buf).expect("EOF"),
+        0,
+        "the kernel closed the server's socket: a FIN"
+    );
+    drop(stream);
+    let done = server.finish(LIMIT);
+    assert_eq!(done.code, Some(0), "{}", done.output);
+    assert!(done.says("Ctrl-C: stopping"), "{}", done.output);
+    let listening = observe::tcp_sockets_on_port(at.port())
+        .expect("readable")
+        .into_iter()
+        .any(|e| e.local == at && e.state == TcpState::Listen);
+    assert!(!listening, "the listening socket is closed");
+    wait_for(at, me, Some(TcpState::TimeWait));
+}
+
+#[test]
+fn python_makes_the_same_calls() {
+    let Some(python) = python3() else {
+        testkit::skip("python_makes_the_same_calls", "python3 is not installed");
+        return;
+    };
+    let script = r#"
+import socket, struct
+ss = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+ss.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ss.bind(('127.0.0.1', 0))
+ss.listen(1)
+c = socket.create_connection(ss.getsockname())
+cs, address = ss.accept()
+cs.shutdown(socket.SHUT_WR)
+cs.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+cs.close()
+ss.close()
+"#;
+    let Some(traced) = strace::trace_network(
+        "python_makes_the_same_calls",
+        &python,
+        ["-c", script],
+        LIMIT,
+    ) else {
+        return;
+    };
+    assert_eq!(traced.run.code, Some(0), "{}", traced.run.output);
+    for wanted in [
+        "SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0",
+        ", SHUT_WR)",
+        "SOL_SOCKET, SO_LINGER, {l_onoff=1, l_linger=0}, 8) = 0",
+    ] {
+        assert!(
+            traced.calls.iter().any(|c| c.line.contains(wanted)),
+            "python calls {wanted}: {:?}",
+            traced.calls
+        );
+    }
+}
+
+#[test]
+fn close_returns_0_even_when_it_throws_data_away_and_resets() {
+    let Some(strace) = testkit::which("strace") else {
+        testkit::skip(
+            "close_returns_0_even_when_it_throws_data_away_and_resets",
+            "strace is not installed",
+        );
+        return;
+    };
+    let log = std::env::temp_dir().join(format!("step6-close-{}.log", std::process::id()));
+    let mut command = Command::new(strace);
+    command
+        .args(["-qq", "-e", "trace=close,sendto,recvfrom", "-o"])
+        .arg(&log)
+        .arg(step6())
+        .args(["--demo", "--part", "3"]);
+    let out = run_command(command, LIMIT);
+    let trace = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    if trace.is_empty() {
+        testkit::skip(
+            "close_returns_0_even_when_it_throws_data_away_and_resets",
+            "strace cannot trace here",
+        );
+        return;
+    }
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    // The server's close(5) is the first close of fd 5 after the client's data went out.
+    let lines: Vec<&str> = trace.lines().collect();
+    let sent = lines
+        .iter()
+        .position(|l| l.starts_with("sendto(4, \"one more thing\""))
+        .expect("the client's data");
+    let close = lines[sent..]
+        .iter()
+        .find(|l| l.starts_with("close(5)"))
+        .expect("the server's close");
+    assert!(close.ends_with("= 0"), "{close}");
+    assert!(
+        lines[sent..]
+            .iter()
+            .any(|l| l.starts_with("recvfrom(4,") && l.contains("ECONNRESET")),
+        "and yet the client was reset:\n{trace}"
     );
 }
