@@ -31,6 +31,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tutor::cli::ServerAddress;
+use tutor::observe::TcpState;
 use tutor::{ColorWhen, Failure, Family, Narrator, Step, addr, interrupt, observe, sys};
 
 use voice::Voice;
@@ -1213,16 +1214,17 @@ fn demo_model(
         polling(2, 2, 2 * n),
     )?;
     if model == Model::Serial {
-        let (listening, from) = (
-            local.as_socket(),
-            two.local_addr().ok().and_then(|a| a.as_socket()),
-        );
-        let unread = wait_until(|| match (listening, from) {
-            (Some(listening), Some(from)) => observe::tcp_sockets().is_ok_and(|all| {
-                all.iter()
-                    .any(|e| e.local == listening && e.remote == from && e.rx_queue == n as u32)
-            }),
-            _ => false,
+        // The server's end of client 2's connection: the one on the listening port that
+        // holds unread bytes.
+        let listening = local.as_socket().expect("an IPv4 listener");
+        let unread = wait_until(|| {
+            observe::tcp_sockets().is_ok_and(|all| {
+                all.iter().any(|e| {
+                    e.local == listening
+                        && e.state == TcpState::Established
+                        && e.rx_queue == n as u32
+                })
+            })
         });
         if unread {
             kernel.note(format_args!(
