@@ -629,3 +629,76 @@ fn the_demo_tells_each_models_story() {
         );
     }
 }
+
+#[test]
+fn each_thread_gets_a_stack_mapping_and_a_clone3() {
+    let test = "each_thread_gets_a_stack_mapping_and_a_clone3";
+    let Some(strace) = testkit::which("strace") else {
+        testkit::skip(test, "strace is not installed");
+        return;
+    };
+    let log = std::env::temp_dir().join(format!("step10-{test}-{}.log", std::process::id()));
+    let mut command = Command::new(strace);
+    command
+        .args(["-f", "-qq", "-e", "trace=clone3,mmap", "-o"])
+        .arg(&log)
+        .arg(step10())
+        .args(["--model", "threads", "--narrate", "0", "--max-clients", "3"]);
+    let mut server = Running::start_command(command);
+    let address: SocketAddr = server.wait_ready(LIMIT).parse().expect("an address");
+    let clients: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut client = connect(address);
+            assert_eq!(round_trip(&mut client, b"x"), b"x");
+            client
+        })
+        .collect();
+    drop(clients);
+    assert_eq!(server.finish(LIMIT).code, Some(0));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let threads = text
+        .lines()
+        .filter(|l| l.contains("clone3(") && l.contains("CLONE_THREAD"))
+        .count();
+    // 2 MiB of stack and a 4 KiB guard page: 2101248 bytes, mapped for each thread.
+    let stacks = text
+        .lines()
+        .filter(|l| l.contains("mmap(NULL, 2101248, PROT_NONE") && l.contains("MAP_STACK"))
+        .count();
+    // One thread for each client, and one for the Ctrl-C handler.
+    assert_eq!(threads, 4, "{text}");
+    assert_eq!(stacks, threads, "{text}");
+}
+
+#[test]
+fn running_out_of_descriptors_stops_the_server_with_one_line() {
+    let Some(prlimit) = testkit::which("prlimit") else {
+        testkit::skip("emfile", "prlimit is not installed");
+        return;
+    };
+    // 0, 1, 2, the listener (3), the epoll instance (4), and the Ctrl-C handler's pipe
+    // take six; a limit of 8 leaves room for one client's connection.
+    let mut command = Command::new(prlimit);
+    command
+        .arg("--nofile=8")
+        .arg(step10())
+        .args(["--model", "poll", "--narrate", "0"]);
+    let mut server = Running::start_command(command);
+    let address: SocketAddr = server.wait_ready(LIMIT).parse().expect("an address");
+    let clients: Vec<TcpStream> = (0..4).map(|_| connect(address)).collect();
+    let done = server.finish(LIMIT);
+    drop(clients);
+    assert_eq!(done.code, Some(1), "{}", done.output);
+    let errors: Vec<&str> = done.lines_with("error:").collect();
+    assert_eq!(errors.len(), 1, "{}", done.output);
+    assert!(
+        errors[0].starts_with(
+            "error: accept4(3, SOCK_CLOEXEC) failed with EMFILE (Too many open files)"
+        ),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[0].contains("ulimit -n"), "{}", errors[0]);
+    assert!(!done.says("panicked"));
+}
