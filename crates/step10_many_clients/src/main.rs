@@ -369,10 +369,10 @@ fn threads(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Ser
             calls::clone_thread,
             "thread::Builder::new().spawn(move || echo_until_closed(..))",
         );
+        running.fetch_add(1, Ordering::Relaxed);
         let spawned = thread::Builder::new()
             .name(format!("client {number}"))
             .spawn(move || {
-                running_now.fetch_add(1, Ordering::Relaxed);
                 let echoed = echo_until_closed(
                     &thread_voice,
                     &conn,
@@ -393,6 +393,7 @@ fn threads(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Ser
                 workers.push(handle);
             }
             Err(error) => {
+                running.fetch_sub(1, Ordering::Relaxed);
                 // No thread for this client (EAGAIN: too many threads): the closure, and
                 // the connection in it, were dropped, which closes it.
                 let error_voice = Voice::loud(say.clone());
