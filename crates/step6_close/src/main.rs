@@ -497,9 +497,9 @@ fn serve(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
 /// narrated, and the server goes on to the next.
 fn end_connection(say: &Narrator, conn: Socket, how: How) {
     let fd = conn.as_raw_fd();
-    if let Ok(n) = read_and_keep(say, &conn, "conn") {
-        if !n.is_empty() {
-            let _ = write(say, &conn, "conn", &n);
+    if let Ok(message) = read_and_keep(say, &conn, "conn") {
+        if !message.is_empty() {
+            let _ = write(say, &conn, "conn", &message);
         }
     }
     match how {
@@ -556,7 +556,17 @@ fn why_the_port_is_taken(say: &Narrator, address: &SockAddr, reuse: bool) {
     let Ok(sockets) = observe::tcp_sockets_on_port(port) else {
         return;
     };
-    let on_port = || sockets.iter().filter(|e| e.local.port() == port);
+    // The sockets bind() weighs against this address: the same port, and the same IP
+    // address or a wildcard (0.0.0.0, ::) on either side.
+    let on_port = || {
+        sockets.iter().filter(|e| {
+            e.local.port() == port
+                && e.local.is_ipv4() == wanted.is_ipv4()
+                && (e.local.ip() == wanted.ip()
+                    || e.local.ip().is_unspecified()
+                    || wanted.ip().is_unspecified())
+        })
+    };
     let listening = on_port().any(|e| e.state == TcpState::Listen);
     let waiting = on_port().filter(|e| e.state == TcpState::TimeWait).count();
     if listening {

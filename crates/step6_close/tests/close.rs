@@ -39,10 +39,20 @@ fn assert_in_order(output: &str, needles: &[&str]) {
 
 /// A listening socket on 127.0.0.1, port chosen by the kernel.
 fn listener(reuse: bool) -> (Socket, SocketAddr) {
+    listener_on("127.0.0.1", reuse)
+}
+
+/// A listening socket on a loopback address, port chosen by the kernel.
+fn listener_on(ip: &str, reuse: bool) -> (Socket, SocketAddr) {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
     socket.set_reuse_address(reuse).expect("SO_REUSEADDR");
     socket
-        .bind(&"127.0.0.1:0".parse::<SocketAddr>().expect("addr").into())
+        .bind(
+            &format!("{ip}:0")
+                .parse::<SocketAddr>()
+                .expect("addr")
+                .into(),
+        )
         .expect("bind");
     socket.listen(8).expect("listen");
     let address = socket
@@ -86,7 +96,8 @@ fn wait_for(local: SocketAddr, remote: SocketAddr, want: Option<TcpState>) {
         }
         assert!(
             Instant::now() < deadline,
-            "{local} -> {remote}: still {seen:?}, never {want:?}"
+            "{local} -> {remote}: still {seen:?}, never {want:?}; on the port: {}",
+            holders(local.port())
         );
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -134,6 +145,35 @@ fn server_end_in_time_wait(listener: &Socket, at: SocketAddr) -> SocketAddr {
     drop(client);
     wait_for(at, client_at, Some(TcpState::TimeWait));
     client_at
+}
+
+/// Closes a listening socket and waits, at most 5 seconds, until the kernel no longer lists
+/// it. Closing our descriptor is not always the end of the socket: another test thread may
+/// be starting a program at that moment, and between fork() and exec() the child holds a
+/// copy of every descriptor (SOCK_CLOEXEC closes it only at exec).
+fn close_listener(listener: Socket, at: SocketAddr) {
+    drop(listener);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while observe::tcp_sockets_on_port(at.port())
+        .expect("readable")
+        .iter()
+        .any(|e| e.local == at && e.state == TcpState::Listen)
+    {
+        assert!(Instant::now() < deadline, "{at} still listens");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Every socket on `port` in the kernel's table, for failure messages.
+fn holders(port: u16) -> String {
+    observe::tcp_sockets_on_port(port)
+        .map(|all| {
+            all.iter()
+                .map(|e| format!("{} -> {} {}", e.local, e.remote, e.state.name()))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default()
 }
 
 fn bind_error(address: SocketAddr, reuse: bool) -> Option<ErrorKind> {
@@ -323,18 +363,21 @@ fn the_side_that_closes_first_is_left_in_time_wait() {
     wait_for(client_at, at, None);
 
     // The client closes first: TIME-WAIT on the client's port, and the server's is free.
-    let (listener, at) = self::listener(false);
+    // (On 127.0.0.2: once our listener is gone, other tests' clients, which talk to
+    // 127.0.0.1, could be given the freed port on 127.0.0.1 and make the bind below fail.)
+    let (listener, at) = listener_on("127.0.0.2", false);
     let (client, conn, client_at) = connect(&listener, at);
     drop(client);
     assert_eq!(drain(&conn), 0);
     drop(conn);
     wait_for(client_at, at, Some(TcpState::TimeWait));
     wait_for(at, client_at, None);
-    drop(listener);
+    close_listener(listener, at);
     assert_eq!(
         bind_error(at, false),
         None,
-        "nothing waits on the server's port"
+        "nothing waits on the server's port: {}",
+        holders(at.port())
     );
 }
 
@@ -455,7 +498,7 @@ fn so_reuseaddr_helps_only_if_the_old_server_set_it_too() {
     ] {
         let (listener, at) = listener(old);
         server_end_in_time_wait(&listener, at);
-        drop(listener);
+        close_listener(listener, at);
         let got = bind_error(at, new);
         if refused {
             assert_eq!(
@@ -464,7 +507,12 @@ fn so_reuseaddr_helps_only_if_the_old_server_set_it_too() {
                 "old SO_REUSEADDR {old}, new {new}"
             );
         } else {
-            assert_eq!(got, None, "old SO_REUSEADDR {old}, new {new}");
+            assert_eq!(
+                got,
+                None,
+                "old SO_REUSEADDR {old}, new {new}; on the port: {}",
+                holders(at.port())
+            );
         }
     }
 }
@@ -485,11 +533,16 @@ fn std_tcp_listener_restarts_over_time_wait_because_it_sets_so_reuseaddr() {
     assert_eq!(client.read(&mut [0u8; 8]).expect("EOF"), 0);
     drop(client);
     wait_for(at, client_at, Some(TcpState::TimeWait));
-    drop(first);
+    close_listener(Socket::from(first), at);
     // Without SO_REUSEADDR the port is taken (so this test can tell) ...
     assert_eq!(bind_error(at, false), Some(ErrorKind::AddrInUse));
     // ... and std binds it, because it set SO_REUSEADDR on both listeners.
-    TcpListener::bind(at).expect("std binds over TIME-WAIT");
+    if let Err(error) = TcpListener::bind(at) {
+        panic!(
+            "std cannot bind {at}: {error}; on the port: {}",
+            holders(at.port())
+        );
+    }
 }
 
 #[test]
@@ -1139,4 +1192,80 @@ fn close_returns_0_even_when_it_throws_data_away_and_resets() {
             .any(|l| l.starts_with("recvfrom(4,") && l.contains("ECONNRESET")),
         "and yet the client was reset:\n{trace}"
     );
+}
+
+#[test]
+fn a_client_that_resets_is_narrated_and_the_server_goes_on() {
+    for how in ["close", "shutdown", "linger0"] {
+        let (mut server, at) = start_server(&["--max-clients", "2", "--how", how]);
+        // Client 1 aborts its connection before saying anything.
+        let rude = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+        rude.connect(&at.into()).expect("connect");
+        rude.set_linger(Some(Duration::ZERO)).expect("SO_LINGER");
+        drop(rude);
+        server.expect_line("<- -1 ECONNRESET", LIMIT);
+        // Client 2 is served as usual.
+        let mut stream = client(at);
+        stream.write_all(b"hi\n").expect("send");
+        let mut buf = [0u8; 8];
+        assert_eq!(stream.read(&mut buf).expect("echo"), 3, "--how {how}");
+        drop(stream);
+        let done = server.finish(LIMIT);
+        assert_eq!(done.code, Some(0), "--how {how}: {}", done.output);
+        assert!(done.says("client 2, at"), "{}", done.output);
+        assert!(!done.says("panicked"));
+    }
+}
+
+#[test]
+fn a_closed_socket_lives_on_while_another_process_holds_a_copy() {
+    // In a Python process of its own: a socket given to a child on purpose would also be
+    // inherited by every program this test process starts meanwhile (fd 3 would be taken).
+    let Some(python) = python3() else {
+        testkit::skip(
+            "a_closed_socket_lives_on_while_another_process_holds_a_copy",
+            "python3 is not installed",
+        );
+        return;
+    };
+    let script = r#"
+import socket, subprocess, sys
+s = socket.socket()
+s.bind(('127.0.0.1', 0))
+s.listen(1)
+child = subprocess.Popen(['sleep', '30'], pass_fds=[s.fileno()])
+port = s.getsockname()[1]
+s.close()
+print('closed', port, flush=True)
+sys.stdin.read()
+child.kill()
+child.wait()
+print('killed', flush=True)
+"#;
+    let mut holder = Running::start(&python, ["-c", script]);
+    let line = holder.expect_line("closed ", LIMIT);
+    let port: u16 = line
+        .trim()
+        .strip_prefix("closed ")
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    let at = SocketAddr::from(([127, 0, 0, 1], port));
+    let listening = || {
+        observe::tcp_sockets_on_port(port)
+            .expect("readable")
+            .iter()
+            .any(|e| e.local == at && e.state == TcpState::Listen)
+    };
+    // Python closed its descriptor, yet the socket listens: the child's copy keeps it open.
+    assert!(listening(), "the child's copy keeps the socket");
+    TcpStream::connect(at).expect("the kernel still completes handshakes");
+    // When the last copy goes, so does the socket.
+    holder.close_stdin();
+    holder.expect_line("killed", LIMIT);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while listening() {
+        assert!(Instant::now() < deadline, "{at} still listens");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(holder.finish(LIMIT).code, Some(0));
 }
