@@ -140,24 +140,24 @@ pub fn hint(call: &str, error: &io::Error) -> (&'static str, Option<&'static str
         ),
         (_, libc::ECONNREFUSED) => (
             "nothing listens at that address: the peer's kernel answered with a reset; start the server first, or check --host and --port",
-            None,
+            Some("lessons/07-connect.md"),
         ),
         (_, libc::ETIMEDOUT) => (
             "the peer never answered: its host may be down, or a firewall drops the packets",
-            None,
+            Some("lessons/07-connect.md"),
         ),
         (_, libc::ECONNRESET) => (
             "the peer reset the connection: it closed with data unread, aborted (SO_LINGER 0), or its listening socket or process went away",
-            None,
+            Some("lessons/06-close.md"),
         ),
         (_, libc::EPIPE) => (
             "the connection is closed for writing: the peer is gone, or this side already shut down its write half",
-            None,
+            Some("lessons/06-close.md"),
         ),
         (_, libc::ENOTCONN) => ("this socket is not connected to a peer", None),
         (_, libc::ENOENT) => (
             "no socket file at that path: is the server running, with the same --path?",
-            None,
+            Some("lessons/07-connect.md"),
         ),
         (_, libc::EACCES | libc::EPERM) => ("permission denied", None),
         (_, libc::ENETUNREACH | libc::EHOSTUNREACH) => {
