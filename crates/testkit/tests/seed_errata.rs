@@ -97,3 +97,32 @@ print("received", type(b.recv(100)).__name__)
     assert!(text.contains("sent 6"), "{text}");
     assert!(text.contains("received bytes"), "{text}");
 }
+
+#[test]
+fn socket_error_is_oserror_in_python_3() {
+    let Some(python) = python3() else {
+        testkit::skip(
+            "socket_error_is_oserror_in_python_3",
+            "python3 is not installed",
+        );
+        return;
+    };
+    // The seed catches socket.error. Since Python 3.3 it is another name for OSError, and a
+    // failed lookup raises socket.gaierror, a subclass of it: `except OSError` catches both.
+    let script = r#"
+import socket
+print("alias", socket.error is OSError)
+try:
+    socket.getaddrinfo("no-such-host.invalid", 80)
+except OSError as e:
+    print("caught", type(e).__name__)
+"#;
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .env("RES_OPTIONS", "timeout:1 attempts:1")
+        .output()
+        .expect("python runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("alias True"), "{text}");
+    assert!(text.contains("caught gaierror"), "{text}");
+}
