@@ -12,6 +12,13 @@ steps=(
   step1_create
   step2_bind
   step3_listen
+  step4_accept
+  step5_recv_send
+  step6_close
+  step7_connect
+  step8_udp
+  step9_stream_vs_dgram
+  step10_many_clients
 )
 
 cargo build -q --workspace --bins

@@ -262,3 +262,70 @@ fn every_test_a_lesson_names_exists() {
     assert!(named > 0, "no lesson names a test");
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
+
+/// Every relative link in a lesson or the README leads to a file that exists, so a learner who
+/// follows "Next" or "see lesson 7" never lands on nothing.
+#[test]
+fn every_relative_link_leads_to_a_file() {
+    let mut problems = Vec::new();
+    let mut links = 0;
+    for file in lesson_files() {
+        let text = fs::read_to_string(&file).expect("readable");
+        let dir = file.parent().expect("a directory");
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("](") {
+            let tail = &rest[at + 2..];
+            let end = tail.find(')').unwrap_or(tail.len());
+            let target = tail[..end].split('#').next().unwrap_or("");
+            rest = &tail[end.min(tail.len())..];
+            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            links += 1;
+            if !dir.join(target).exists() {
+                problems.push(format!(
+                    "{}: link to {target}: no such file",
+                    relative(&file)
+                ));
+            }
+        }
+    }
+    assert!(links > 0, "no relative links found at all");
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+/// Each step's lesson says, on its third line, where to go before and after it: the step
+/// before it in the course map (none for step 1) and the one after (none for the last).
+#[test]
+fn each_lesson_links_to_the_steps_before_and_after_it() {
+    let map = course_map();
+    let mut problems = Vec::new();
+    for (index, row) in map.iter().enumerate() {
+        let text = fs::read_to_string(root().join("lessons").join(&row.lesson)).expect("lesson");
+        let nav = text.lines().nth(2).unwrap_or("");
+        if index > 0 {
+            let want = format!("Previous: [step {}, ", index);
+            let target = format!("]({})", map[index - 1].lesson);
+            if !(nav.contains(&want) && nav.contains(&target)) {
+                problems.push(format!(
+                    "{}: no `Previous: [step {index}, ...]({})`",
+                    row.lesson,
+                    map[index - 1].lesson
+                ));
+            }
+        }
+        if let Some(next) = map.get(index + 1) {
+            let want = format!("Next: [step {}, ", index + 2);
+            let target = format!("]({})", next.lesson);
+            if !(nav.contains(&want) && nav.contains(&target)) {
+                problems.push(format!(
+                    "{}: no `Next: [step {}, ...]({})`",
+                    row.lesson,
+                    index + 2,
+                    next.lesson
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
