@@ -1,0 +1,393 @@
+//! What lesson 4 claims about accept, checked against the program and the kernel.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use testkit::process::{Finished, Running, run, run_separately};
+use testkit::strace;
+use tutor::observe;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn step4() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_step4_accept"))
+}
+
+/// Starts the server with `args` and returns it with the address it listens on.
+fn start(args: &[&str]) -> (Running, SocketAddr) {
+    let mut server = Running::start(step4(), args);
+    let address = server.wait_ready(LIMIT).parse().expect("an address");
+    (server, address)
+}
+
+/// Connects to `address`, reads until the server closes, and returns what was read and the
+/// client's own address.
+fn visit(address: &SockAddr) -> (String, SockAddr) {
+    let protocol = address.as_socket().map(|_| Protocol::TCP);
+    let client = Socket::new(address.domain(), Type::STREAM, protocol).expect("socket");
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("SO_RCVTIMEO");
+    client.connect(address).expect("connect");
+    let own = client.local_addr().expect("own address");
+    let mut text = String::new();
+    (&client).read_to_string(&mut text).expect("read to EOF");
+    (text, own)
+}
+
+/// The number after `<- ` on the line that contains `needle`.
+fn number_on(out: &str, needle: &str) -> i32 {
+    let line = out
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?}:\n{out}"));
+    line.split("<- ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number in {line:?}"))
+}
+
+/// The number on the first `<- N` line after the line that contains `needle`.
+fn result_after(out: &str, needle: &str) -> i32 {
+    out.lines()
+        .skip_while(|l| !l.contains(needle))
+        .find_map(|l| l.split("<- ").nth(1)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no result after {needle:?}:\n{out}"))
+}
+
+fn unique_path(name: &str) -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("step4-{}-{n}-{name}.sock", std::process::id()))
+}
+
+#[test]
+fn accept_returns_a_new_socket_beside_the_listening_one() {
+    let (server, address) = start(&["--max-clients", "1"]);
+    let (greeting, _) = visit(&address.into());
+    assert_eq!(greeting, "hello from step4, client 1\n");
+    let out = server.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    let listening = result_after(&out.output, "-> socket(");
+    let line = out
+        .output
+        .lines()
+        .find(|l| l.contains("a new socket for client 1"))
+        .expect("accept's result");
+    let accepted = number_on(&out.output, "a new socket for client 1");
+    assert_ne!(accepted, listening, "{line}");
+    assert!(
+        line.contains(&format!("the listening socket {listening} still listens")),
+        "{line}"
+    );
+    assert!(
+        out.says(&format!("-> accept4({listening}, SOCK_CLOEXEC)")),
+        "accept is called on the listening socket"
+    );
+    assert!(
+        out.says(&format!("-> sendto({accepted}, ")),
+        "the conversation uses the new socket"
+    );
+}
+
+#[test]
+fn the_peer_address_is_the_clients_own_address() {
+    let (server, address) = start(&["--max-clients", "1"]);
+    let (_, own) = visit(&address.into());
+    let own = own.as_socket().expect("inet");
+    let out = server.finish(LIMIT);
+    assert!(
+        out.says(&format!("<- {own}: the client's end")),
+        "getpeername on the server = getsockname on the client ({own}):\n{}",
+        out.output
+    );
+    assert!(out.says(&format!(
+        "accept's second result, the client's address: {own}"
+    )));
+    assert!(out.says(&format!(
+        "<- {address}: the server's end, the listening socket's address"
+    )));
+}
+
+#[test]
+fn the_listening_socket_still_listens_after_accept() {
+    let (mut server, address) = start(&["--max-clients", "2"]);
+    let (first, own) = visit(&address.into());
+    assert_eq!(first, "hello from step4, client 1\n");
+    let own = own.as_socket().expect("inet");
+    // The server narrated the table while client 1 was connected: LISTEN and ESTAB side by
+    // side, on the same local address.
+    let listen_line = server.expect_line("LISTEN ", LIMIT);
+    assert!(
+        listen_line.contains(&format!("LISTEN {address} <-> *:*  fd 3")),
+        "{listen_line}"
+    );
+    let estab_line = server.expect_line("ESTAB ", LIMIT);
+    assert!(
+        estab_line.contains(&format!("{address} <-> {own}")),
+        "{estab_line}"
+    );
+    server.expect_line("client 2)", LIMIT);
+    assert_eq!(
+        observe::accept_queue_len(address),
+        Some(0),
+        "the kernel still lists the socket as LISTEN"
+    );
+    let (second, _) = visit(&address.into());
+    assert_eq!(second, "hello from step4, client 2\n");
+    let out = server.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.output);
+}
+
+#[test]
+fn max_clients_n_stops_after_n_clients_with_exit_0() {
+    let (server, address) = start(&["--max-clients", "3"]);
+    for n in 1..=3 {
+        let (greeting, _) = visit(&address.into());
+        assert_eq!(greeting, format!("hello from step4, client {n}\n"));
+    }
+    let out = server.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    assert_eq!(out.lines_with("-> accept4(").count(), 3, "{}", out.output);
+    assert!(out.says("accepted 3 client(s): --max-clients reached"));
+    assert_eq!(
+        observe::accept_queue_len(address),
+        None,
+        "nothing listens after the server stopped"
+    );
+}
+
+/// `/proc/PID/stat`'s state and `/proc/PID/syscall`'s system call number.
+fn in_the_kernel(pid: u32) -> (Option<char>, Option<i64>) {
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ")?.1.chars().next());
+    let call = std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok());
+    (state, call)
+}
+
+#[test]
+fn accept_blocks_until_a_client_comes() {
+    let (mut server, address) = start(&[]);
+    server.expect_line("waiting in accept()", LIMIT);
+    server.expect_line("socket2: listener.accept()", LIMIT);
+    // The program is asleep in accept4, and stays there: nobody has connected.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = in_the_kernel(server.pid());
+    while seen != (Some('S'), Some(libc::SYS_accept4)) {
+        assert!(
+            Instant::now() < deadline,
+            "never asleep in accept4: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        seen = in_the_kernel(server.pid());
+    }
+    let early: Vec<&String> = server
+        .seen
+        .iter()
+        .filter(|l| l.contains("a new socket for client"))
+        .collect();
+    assert!(
+        early.is_empty(),
+        "accept returned before any client came: {early:?}"
+    );
+    let (greeting, _) = visit(&address.into());
+    assert_eq!(greeting, "hello from step4, client 1\n");
+    server.expect_line("<- 4: a new socket for client 1", LIMIT);
+    server.expect_line("waiting in accept()", LIMIT);
+    server.signal(2);
+    let out = server.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "Ctrl-C stops it cleanly: {}", out.output);
+    assert!(out.says("Ctrl-C: stopping."), "{}", out.output);
+}
+
+#[test]
+fn a_unix_server_accepts_and_removes_its_socket_file() {
+    let path = unique_path("serve");
+    let path_arg = path.to_str().expect("utf-8");
+    let mut server = Running::start(
+        step4(),
+        ["--family", "unix", "--path", path_arg, "--max-clients", "1"],
+    );
+    assert_eq!(server.wait_ready(LIMIT), path_arg);
+    assert!(path.exists(), "bind created the file");
+    let (greeting, _) = visit(&SockAddr::unix(&path).expect("a path"));
+    assert_eq!(greeting, "hello from step4, client 1\n");
+    let out = server.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    assert!(out.says("<- (unnamed): the client's end"), "{}", out.output);
+    assert!(out.says(&format!("-> unlink(\"{path_arg}\")")));
+    assert!(!path.exists(), "the socket file is removed");
+}
+
+#[test]
+fn ctrl_c_removes_the_unix_socket_file() {
+    let path = unique_path("ctrl-c");
+    let path_arg = path.to_str().expect("utf-8");
+    let mut server = Running::start(step4(), ["--family", "unix", "--path", path_arg]);
+    server.wait_ready(LIMIT);
+    server.expect_line("socket2: listener.accept()", LIMIT);
+    server.signal(2);
+    let out = server.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    assert!(!path.exists(), "the socket file is removed on Ctrl-C");
+}
+
+fn demo(args: &[&str]) -> Finished {
+    let mut all = vec!["--demo"];
+    all.extend_from_slice(args);
+    let out = run(step4(), &all, LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    out
+}
+
+#[test]
+fn the_demo_accepts_its_clients_while_the_listener_keeps_listening() {
+    let out = demo(&[]);
+    assert_eq!(out.lines_with("server    -> accept4(3, ").count(), 2);
+    assert!(out.says("the server's thread is S (sleeping), inside accept4"));
+    for n in 1..=2 {
+        assert!(out.says(&format!(
+            "a new socket for client {n}; the listening socket 3 still listens"
+        )));
+        assert!(out.says(&format!(
+            "client {n}  <- 27: \"hello from step4, client {n}\\n\""
+        )));
+    }
+    // Each client's own address (its getsockname) is the server's getpeername.
+    let own: Vec<&str> = out
+        .lines_with(": the client's own address")
+        .filter_map(|l| l.split("<- ").nth(1)?.split(": ").next())
+        .collect();
+    assert_eq!(own.len(), 2, "{}", out.output);
+    for address in own {
+        assert!(
+            out.says(&format!("server    <- {address}: the client's end")),
+            "{address}: {}",
+            out.output
+        );
+    }
+    let path = unique_path("demo");
+    let path_arg = path.to_str().expect("utf-8");
+    let unix = demo(&["--family", "unix", "--path", path_arg, "--max-clients", "3"]);
+    assert_eq!(unix.lines_with("a new socket for client").count(), 3);
+    assert!(unix.says("<- (unnamed): the client's end"));
+    assert!(!path.exists());
+}
+
+#[test]
+fn the_narration_shows_every_network_call_strace_sees() {
+    let path = unique_path("strace");
+    let path_arg = path.to_str().expect("utf-8").to_owned();
+    for args in [
+        vec!["--demo"],
+        vec!["--demo", "--family", "unix", "--path", &path_arg],
+    ] {
+        let Some(traced) = strace::trace_network("step4 vs strace", step4(), &args, LIMIT) else {
+            return;
+        };
+        assert_eq!(traced.run.code, Some(0), "{}", traced.run.output);
+        let narrated = strace::narrated_network_calls(&traced.run.output);
+        let seen: Vec<String> = traced.calls.iter().map(|c| c.name.clone()).collect();
+        assert_eq!(narrated, seen, "{args:?}\n{}", traced.run.output);
+        // The kernel's view of the descriptors: accept4 on the listening socket 3, the
+        // greeting sent on the new socket 4.
+        assert!(
+            traced
+                .calls
+                .iter()
+                .any(|c| c.line.starts_with("accept4(3,")),
+            "{:?}",
+            traced.calls
+        );
+        assert!(
+            traced.calls.iter().any(|c| c
+                .line
+                .starts_with("sendto(4, \"hello from step4, client 1\\n\"")),
+            "{:?}",
+            traced.calls
+        );
+    }
+    assert!(!path.exists());
+}
+
+fn fails(args: &[&str], code: i32, needle: &str) {
+    let mut command = Command::new(step4());
+    command
+        .args(args)
+        .env("RES_OPTIONS", "timeout:1 attempts:1");
+    let out = run_separately(command, LIMIT);
+    assert_eq!(out.code, Some(code), "{args:?}: {}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: one line on stderr: {}",
+        out.stderr
+    );
+    assert!(lines[0].starts_with("error: "), "{}", lines[0]);
+    assert!(lines[0].contains(needle), "{args:?}: {}", lines[0]);
+    assert!(!out.stderr.contains("panicked"));
+}
+
+#[test]
+fn bad_inputs_get_one_line_and_the_right_exit_code() {
+    fails(&["--max-clients", "0"], 2, "--max-clients");
+    fails(&["--max-clients", "many"], 2, "--max-clients");
+    fails(&["--backlog", "70000"], 2, "--backlog");
+    fails(&["--port", "70000"], 2, "--port");
+    fails(
+        &["--path", "/tmp/x.sock"],
+        2,
+        "--path applies to --family unix",
+    );
+    fails(
+        &["--family", "unix", "--port", "80"],
+        2,
+        "--port does not apply",
+    );
+    fails(
+        &["--host", "no-such-host.invalid"],
+        1,
+        "cannot resolve host 'no-such-host.invalid'",
+    );
+    let taken = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+    taken
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().expect("addr").into())
+        .expect("bind");
+    taken.listen(1).expect("listen");
+    let port = taken
+        .local_addr()
+        .expect("address")
+        .as_socket()
+        .expect("inet")
+        .port()
+        .to_string();
+    fails(&["--port", &port], 1, "EADDRINUSE");
+}
+
+#[test]
+fn nc_is_a_client_too() {
+    let Some(nc) = testkit::which("nc") else {
+        testkit::skip("nc_is_a_client_too", "nc is not installed (.ci/run installs it)");
+        return;
+    };
+    let (server, address) = start(&["--max-clients", "1"]);
+    let mut command = Command::new(nc);
+    command
+        .arg(address.ip().to_string())
+        .arg(address.port().to_string());
+    let out = testkit::process::run_command(command, LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    assert_eq!(out.output, "hello from step4, client 1\n");
+    let done = server.finish(LIMIT);
+    assert_eq!(done.code, Some(0), "{}", done.output);
+}
