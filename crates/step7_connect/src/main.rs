@@ -193,7 +193,7 @@ fn client(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
     let bufsize = cli.bufsize as usize;
     match &cli.message {
         Some(text) => {
-            let echo = exchange(say, &socket, text.as_bytes(), bufsize)?;
+            let echo = exchange(say, &socket, text.as_bytes(), bufsize, cli.sock_type)?;
             say.say(format!("echo: {}", printable(&echo)));
         }
         None => {
@@ -206,7 +206,7 @@ fn client(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
-                let echo = exchange(say, &socket, line.as_bytes(), bufsize)?;
+                let echo = exchange(say, &socket, line.as_bytes(), bufsize, cli.sock_type)?;
                 say.say(format!("echo: {}", printable(&echo)));
             }
             say.say("end of input");
@@ -365,12 +365,12 @@ fn exchange(
     socket: &Socket,
     data: &[u8],
     bufsize: usize,
+    sock_type: SockType,
 ) -> Result<Vec<u8>, Failure> {
     send_all(say, socket, "socket", data)?;
     let echo = recv_echo(say, socket, data.len(), bufsize);
     if let Err(Failure::Socket { error, .. }) = &echo {
-        let datagram = socket.r#type().is_ok_and(|t| t == Type::DGRAM);
-        if datagram && error.kind() == io::ErrorKind::ConnectionRefused {
+        if sock_type == SockType::Dgram && error.kind() == io::ErrorKind::ConnectionRefused {
             say.note("the datagram reached no UDP socket, so the server's kernel answered with ICMP \"port unreachable\": a datagram socket cannot talk to a TCP server (the seed's SOCK_DGRAM client)");
         }
     }
