@@ -499,12 +499,76 @@ fn demo(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
     server.call(sys::close(cfd), "drop(conn)");
     drop(conn);
     server.returned("done");
+
+    // The seed's client pseudocode creates its socket with SOCK_DGRAM. Against the same
+    // server, still listening, that socket never reaches it.
+    story.section(if cli.family == Family::Unix {
+        "the seed's client: SOCK_DGRAM, to the same stream server"
+    } else {
+        "the seed's client: SOCK_DGRAM, to the same TCP server"
+    });
+    let seeds = story.actor("client 2");
+    let udp = (cli.family != Family::Unix).then_some(Protocol::UDP);
+    seeds.call_socket(address.domain(), Type::DGRAM, udp);
+    let socket = seeds.check(Socket::new(address.domain(), Type::DGRAM, udp))?;
+    let fd = socket.as_raw_fd();
+    seeds.returned(fd);
+    // A read timeout, so that the demo cannot wait for ever if no answer comes.
+    let patience = Duration::from_secs(2);
+    seeds.call(
+        sys::setsockopt(fd, "SOL_SOCKET", "SO_RCVTIMEO", format!("{patience:?}")),
+        format!("socket.set_read_timeout(Some({patience:?}))"),
+    );
+    seeds.check(socket.set_read_timeout(Some(patience)))?;
+    seeds.returned(0);
+    seeds.call(sys::connect(fd, &address), "socket.connect(&address)");
+    match socket.connect(&address) {
+        Ok(()) => {
+            seeds.returned(
+                "0: no handshake: a datagram socket's connect() only records the peer's address",
+            );
+            let message = b"hello, server\n";
+            seeds.call(sys::send(fd, message), "socket.send(&data[0..])");
+            let n = seeds.check(socket.send(message))?;
+            seeds.returned(format!(
+                "{n}: one UDP datagram, to a port where only TCP listens"
+            ));
+            seeds.call(
+                sys::recv(fd, message.len()),
+                format!("(&socket).read(&mut buf[..{}])", message.len()),
+            );
+            match (&socket).read(&mut buf[..message.len()]) {
+                Ok(n) => seeds.returned(format!("{n}: {}", sys::bytes(&buf[..n]))),
+                Err(error) => {
+                    seeds.returned(format!("-1 {}", explain::describe(&error)));
+                    if error.kind() == io::ErrorKind::ConnectionRefused {
+                        seeds.note("no UDP socket has that port: the server's kernel answered with ICMP \"port unreachable\"");
+                    }
+                }
+            }
+        }
+        Err(error) => {
+            seeds.returned(format!("-1 {}", explain::describe(&error)));
+            seeds.note("a datagram socket cannot connect to a stream socket's file");
+        }
+    }
+    seeds.call(sys::close(fd), "drop(socket)");
+    drop(socket);
+    seeds.returned("done");
+    if let Some(listening) = address.as_socket() {
+        let waiting = tutor::observe::accept_queue_len(listening);
+        server.note(format!(
+            "accept queue: {} connection(s) waiting: the server never saw client 2",
+            waiting.map_or("?".to_owned(), |n| n.to_string())
+        ));
+    }
+
     server.call(sys::close(lfd), "drop(listener)");
     drop(listener);
     server.returned("done: nothing listens on this address any more");
 
     story.section("connect where nothing listens");
-    let late = story.actor("client 2");
+    let late = story.actor("client 3");
     late.call_socket(address.domain(), Type::STREAM, protocol);
     let socket = late.check(Socket::new(address.domain(), Type::STREAM, protocol))?;
     let fd = socket.as_raw_fd();
@@ -529,6 +593,11 @@ fn demo(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
 
     story.section("what happened");
     story.say("the client never called bind(): connect() gave it an address, and accept() told the server that address");
+    story.say(if cli.family == Family::Unix {
+        "a SOCK_DGRAM client, the seed's, cannot even connect to a stream server: EPROTOTYPE"
+    } else {
+        "a SOCK_DGRAM client, the seed's, cannot talk to a TCP server: its connect() sends nothing, and its datagram finds no UDP socket"
+    });
     if refused
         .as_ref()
         .is_err_and(|e| e.kind() == io::ErrorKind::ConnectionRefused)

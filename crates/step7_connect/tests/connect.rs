@@ -688,11 +688,23 @@ fn the_demo_talks_then_is_refused_in_one_terminal() {
         assert_eq!(out.code, Some(0), "{family}: {}", out.output);
         assert!(out.says("client    echo: hello, server"), "{}", out.output);
         assert!(
-            out.says("client 2  <- -1 ECONNREFUSED (Connection refused)"),
+            out.says("client 3  <- -1 ECONNREFUSED (Connection refused)"),
             "{family}: {}",
             out.output
         );
+        // The seed's SOCK_DGRAM client, against the same server while it listens.
+        let dgram = if family == "unix" {
+            "client 2  <- -1 EPROTOTYPE (Protocol wrong type for socket)"
+        } else {
+            "client 2  <- -1 ECONNREFUSED (Connection refused)"
+        };
+        assert!(out.says(dgram), "{family}: {}", out.output);
         if family != "unix" {
+            assert!(
+                out.says("accept queue: 0 connection(s) waiting: the server never saw client 2"),
+                "{family}: {}",
+                out.output
+            );
             assert!(
                 out.says("accept() names the client by the address its connect() got"),
                 "{family}: {}",
