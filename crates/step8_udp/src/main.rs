@@ -181,10 +181,26 @@ fn next_datagram(say: &Narrator, socket: &Socket) -> io::Result<(usize, SockAddr
     if let Ok((length, from)) = &result {
         say.returned(format!(
             "{length}: a datagram of {length} bytes from {} is next",
-            addr::show(from)
+            sender(from)
         ));
     }
     result
+}
+
+/// A sender's address as the narration shows it. A unix socket that never bound a path
+/// sends with no address at all: the kernel reports an empty one.
+fn sender(from: &SockAddr) -> String {
+    if has_no_address(from) {
+        "(no address)".to_owned()
+    } else {
+        addr::show(from)
+    }
+}
+
+fn has_no_address(from: &SockAddr) -> bool {
+    from.as_socket().is_none()
+        && from.as_pathname().is_none()
+        && from.as_abstract_namespace().is_none()
 }
 
 /// recv() without narration, for callers that narrate the result themselves.
@@ -209,7 +225,7 @@ fn receive(say: &Narrator, socket: &Socket, bufsize: usize) -> io::Result<Vec<u8
 /// send_to(): the answer goes to the address the datagram came from.
 fn answer(say: &Narrator, socket: &Socket, data: &[u8], to: &SockAddr) -> Result<(), Failure> {
     let fd = socket.as_raw_fd();
-    if to.is_unnamed() {
+    if has_no_address(to) {
         say.note("the sender's socket has no address (an unbound unix socket): there is nowhere to send an answer");
         return Ok(());
     }
