@@ -809,3 +809,106 @@ fn the_shutdown_after_end_of_input_lets_the_server_finish_first() {
     );
     assert_eq!(server.join().expect("the server"), b"");
 }
+
+#[test]
+fn python_with_a_timeout_connects_the_same_way_and_raises_an_oserror() {
+    let Some(python) = python3() else {
+        testkit::skip("python connect", "python3 is not installed");
+        return;
+    };
+    let port = free_port().to_string();
+    // settimeout() then connect(): Python's own non-blocking connect and poll.
+    let script = format!(
+        r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.settimeout(5)
+try:
+    s.connect(('127.0.0.1', {port}))
+except ConnectionRefusedError as e:
+    print('refused', isinstance(e, OSError), socket.error is OSError, e.errno)
+s.close()
+"#
+    );
+    let Some(py) = strace::trace_network("python connect", &python, ["-c", &script], LIMIT) else {
+        return;
+    };
+    assert_eq!(py.run.code, Some(0), "{}", py.run.output);
+    assert!(
+        py.run.output.contains("refused True True 111"),
+        "{}",
+        py.run.output
+    );
+    let Some(rust) = strace::trace_network(
+        "step7 connect",
+        step7(),
+        ["--port", &port, "--timeout", "5"],
+        LIMIT,
+    ) else {
+        return;
+    };
+    // The first three network calls from socket() on, with their results.
+    let first_three = |calls: &[strace::TracedCall]| -> Vec<String> {
+        let start = calls
+            .iter()
+            .position(|c| c.name == "socket")
+            .expect("a socket call");
+        calls[start..]
+            .iter()
+            .take(3)
+            .map(|c| format!("{} = {}", c.name, c.line.rsplit(" = ").next().unwrap_or("")))
+            .collect()
+    };
+    let python_calls = first_three(&py.calls);
+    assert_eq!(
+        python_calls,
+        [
+            "socket = 3",
+            "connect = -1 EINPROGRESS (Operation now in progress)",
+            "getsockopt = 0"
+        ],
+        "{:#?}",
+        py.calls
+    );
+    assert_eq!(first_three(&rust.calls), python_calls, "{:#?}", rust.calls);
+    for calls in [&py.calls, &rust.calls] {
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.line.contains("SO_ERROR, [ECONNREFUSED]")),
+            "{calls:#?}"
+        );
+    }
+}
+
+#[test]
+fn the_client_talks_to_step_5s_echo_server() {
+    if !testkit::root()
+        .join("crates/step5_recv_send/src/main.rs")
+        .is_file()
+    {
+        testkit::skip(
+            "step 5 interop",
+            "crates/step5_recv_send does not exist yet",
+        );
+        return;
+    }
+    let mut server = Running::start(
+        &testkit::bin("step5_recv_send"),
+        ["--port", "0", "--max-clients", "1", "--bufsize", "4"],
+    );
+    let address: SocketAddr = server.wait_ready(LIMIT).parse().expect("an address");
+    let port = address.port().to_string();
+    let out = run(
+        step7(),
+        ["--port", &port, "--message", "hello, step 5"],
+        LIMIT,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    assert!(out.says("echo: hello, step 5"), "{}", out.output);
+    let ephemeral = ephemeral_port(&out.output);
+    // Step 5 echoes in pieces of at most 4 bytes; the client reads until all 13 are back.
+    server.expect_line(&format!("127.0.0.1:{ephemeral}"), LIMIT);
+    let done = server.finish(LIMIT);
+    assert_eq!(done.code, Some(0), "{}", done.output);
+}
