@@ -216,9 +216,9 @@ fn serve(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
             if loud {
                 say.returned(format!("{n}: {}", sys::bytes(&buf[..n])));
                 if n == buf.len() {
-                    say.note(format!(
-                        "the buffer is full ({n} bytes): whatever else has arrived waits in the kernel for the next recv()"
-                    ));
+                    say.note(
+                        "the buffer is full: whatever else has arrived waits in the kernel for the next recv()",
+                    );
                 }
             }
 
