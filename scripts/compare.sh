@@ -11,6 +11,10 @@ if [ ${#families[@]} -eq 0 ]; then
 fi
 for family in "${families[@]}"; do
     echo "== $family =="
-    target/debug/step9_stream_vs_dgram --family "$family" --format tsv | column -t -s $'\t'
+    if command -v column >/dev/null; then
+        target/debug/step9_stream_vs_dgram --family "$family" --format tsv | column -t -s $'\t'
+    else
+        target/debug/step9_stream_vs_dgram --family "$family" --format tsv
+    fi
     echo
 done

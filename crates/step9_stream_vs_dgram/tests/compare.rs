@@ -1,0 +1,223 @@
+//! What lesson 9 claims about streams and datagrams: every cell of the table, measured by
+//! the program on this run, is checked here.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use testkit::process::{run, run_command};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn step9() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_step9_stream_vs_dgram"))
+}
+
+/// The table for a family, as row -> (stream cell, dgram cell).
+fn table(family: &str) -> HashMap<String, (String, String)> {
+    let out = run(step9(), ["--family", family, "--format", "tsv"], LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    let rows: HashMap<String, (String, String)> = out
+        .output
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('\t').collect();
+            (cells.len() == 3).then(|| {
+                (
+                    cells[0].to_owned(),
+                    (cells[1].to_owned(), cells[2].to_owned()),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(rows.len(), 7, "seven rows:\n{}", out.output);
+    rows
+}
+
+fn ipv6_works() -> bool {
+    let ok = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None)
+        .and_then(|s| {
+            s.bind(
+                &"[::1]:0"
+                    .parse::<std::net::SocketAddr>()
+                    .expect("addr")
+                    .into(),
+            )
+        })
+        .is_ok();
+    if !ok {
+        testkit::skip("ipv6 table", "::1 is not available here");
+    }
+    ok
+}
+
+/// The numbers in a cell, in order.
+fn numbers(cell: &str) -> Vec<u64> {
+    cell.split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse().expect("a number"))
+        .collect()
+}
+
+fn check_common_rows(t: &HashMap<String, (String, String)>, family: &str) {
+    let (s, d) = &t["handshake"];
+    assert!(s.starts_with("connect first"), "{family}: {s}");
+    assert!(
+        s.contains("5 B sent before accept arrived"),
+        "{family}: {s}"
+    );
+    assert!(
+        d.starts_with("none: a fresh socket's send_to (5 B) arrived: 5 B"),
+        "{family}: {d}"
+    );
+
+    let (s, d) = &t["boundaries"];
+    assert_eq!(s, "3 sends (3, 5, 7 B) -> 1 recv: 15 B", "{family}");
+    assert_eq!(d, "3 sends (3, 5, 7 B) -> 3 recv: 3, 5, 7 B", "{family}");
+
+    let (s, d) = &t["short-buffer"];
+    assert_eq!(
+        s, "recv(4): 0123, next recv: 456789next (rest kept)",
+        "{family}"
+    );
+    assert_eq!(d, "recv(4): 0123, next recv: next (rest lost)", "{family}");
+
+    let (s, d) = &t["order"];
+    assert_eq!(s, "100 of 100 arrived, in order, 0 duplicates", "{family}");
+    assert_eq!(d, "100 of 100 arrived, in order, 0 duplicates", "{family}");
+
+    let (s, d) = &t["end"];
+    assert_eq!(s, "peer closes -> recv returns 0", "{family}");
+    assert_eq!(
+        d, "an empty datagram -> recv returns 0; peer closes -> nothing: recv waits (timeout)",
+        "{family}"
+    );
+
+    // A stream loses nothing under pressure: the sender is stopped (EAGAIN) instead.
+    let (s, _) = &t["pressure"];
+    let n = numbers(s);
+    assert!(s.contains("then EAGAIN"), "{family}: {s}");
+    assert_eq!(n[0], n[2], "{family}: received all the kernel took: {s}");
+    assert!(n[0] < 200_000, "{family}: the sender was held back: {s}");
+    assert!(s.ends_with(", 0 lost"), "{family}: {s}");
+}
+
+fn check_ip_rows(t: &HashMap<String, (String, String)>, family: &str) {
+    let (s, d) = &t["handshake"];
+    assert!(s.contains("(send without: EPIPE)"), "{family}: {s}");
+    let _ = d;
+    let (s, d) = &t["no-peer"];
+    assert_eq!(s, "connect fails at once: ECONNREFUSED", "{family}");
+    assert_eq!(
+        d, "send_to ok, then silence; connected: ECONNREFUSED on recv",
+        "{family}"
+    );
+    // UDP under pressure: every send succeeds, and most datagrams are dropped.
+    let (_, d) = &t["pressure"];
+    let n = numbers(d);
+    assert!(d.contains("never refused"), "{family}: {d}");
+    assert_eq!(n[0], 200, "{family}: all 200 sends succeeded: {d}");
+    assert!(n[2] < 200, "{family}: fewer received: {d}");
+    assert_eq!(n[2] + n[3], 200, "{family}: received + dropped = sent: {d}");
+}
+
+#[test]
+fn tcp_and_udp_differ_in_every_row_but_order() {
+    let t = table("ipv4");
+    check_common_rows(&t, "ipv4");
+    check_ip_rows(&t, "ipv4");
+}
+
+#[test]
+fn ipv6_draws_the_same_table_as_ipv4() {
+    if !ipv6_works() {
+        return;
+    }
+    let t = table("ipv6");
+    check_common_rows(&t, "ipv6");
+    check_ip_rows(&t, "ipv6");
+}
+
+#[test]
+fn unix_datagrams_are_reliable_and_a_missing_peer_is_enoent() {
+    let t = table("unix");
+    check_common_rows(&t, "unix");
+    let (s, _) = &t["handshake"];
+    assert!(s.contains("(send without: ENOTCONN)"), "{s}");
+    let (s, d) = &t["no-peer"];
+    assert_eq!(s, "connect fails at once: ENOENT");
+    assert_eq!(d, "send_to: ENOENT; connect: ENOENT");
+    // A full unix receiver holds the sender back (EAGAIN) and drops nothing.
+    let (_, d) = &t["pressure"];
+    let n = numbers(d);
+    assert!(d.contains("then EAGAIN"), "{d}");
+    assert!(n[0] < 200, "the sender was stopped: {d}");
+    assert_eq!(n[0], n[2], "every datagram sent was received: {d}");
+    assert!(d.ends_with(", 0 dropped"), "{d}");
+}
+
+#[test]
+fn only_runs_one_row_and_the_text_table_is_plain() {
+    let out = run(step9(), ["--only", "boundaries", "--format", "tsv"], LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    assert_eq!(out.output.lines().count(), 2, "{}", out.output);
+    let out = run(step9(), ["--demo"], LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    assert!(out.says("-- the table (ipv4) --"), "{}", out.output);
+    assert!(
+        out.says("experiment    SOCK_STREAM (TCP)"),
+        "{}",
+        out.output
+    );
+    assert!(!out.output.contains('\u{1b}'), "no colour into a pipe");
+    assert!(
+        out.says("-> socket(AF_INET, SOCK_DGRAM"),
+        "the calls are narrated"
+    );
+}
+
+#[test]
+fn a_whole_run_takes_under_three_seconds() {
+    for family in ["ipv4", "unix"] {
+        let start = Instant::now();
+        let out = run(step9(), ["--family", family], LIMIT);
+        assert_eq!(out.code, Some(0), "{}", out.output);
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{family}: {:?}",
+            start.elapsed()
+        );
+    }
+}
+
+#[test]
+fn compare_sh_draws_the_table_for_each_family() {
+    let mut script = Command::new(testkit::root().join("scripts/compare.sh"));
+    script.args(["ipv4", "unix"]);
+    let out = run_command(script, Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    assert!(out.says("== ipv4 =="), "{}", out.output);
+    assert!(out.says("== unix =="), "{}", out.output);
+    assert_eq!(out.lines_with("boundaries").count(), 2, "{}", out.output);
+}
+
+#[test]
+fn bad_command_lines_get_one_line_and_exit_2() {
+    for args in [
+        vec!["--only", "everything"],
+        vec!["--format", "json"],
+        vec!["--family", "ipx"],
+        vec!["--port", "1"],
+    ] {
+        let out = run(step9(), &args, LIMIT);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.output);
+        assert_eq!(
+            out.lines_with("error: ").count(),
+            1,
+            "{args:?}: {}",
+            out.output
+        );
+    }
+}
