@@ -27,9 +27,12 @@ pub enum Moment {
 }
 
 impl Moment {
-    /// Whether the server's call at this moment waits for the client.
-    fn blocks(self) -> bool {
-        matches!(self, Moment::Accepting { .. })
+    /// The system call the server makes at this moment, if it can wait in it.
+    fn call(self) -> Option<i64> {
+        match self {
+            Moment::Accepting { .. } => Some(libc::SYS_accept4),
+            Moment::Closed { .. } => None,
+        }
     }
 }
 
@@ -90,7 +93,7 @@ pub struct Stage {
 
 impl Stage {
     /// Waits until the server reaches `wanted` (letting it pass every other moment), and,
-    /// when its call there blocks, until it is asleep in that call. Returns `false` if the
+    /// when its call there can block, until it is asleep in that call. Returns `false` if the
     /// server never got there.
     pub fn wait_for(&self, wanted: Moment) -> bool {
         let deadline = Instant::now() + LIMIT;
@@ -98,8 +101,8 @@ impl Stage {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.moments.recv_timeout(left) {
                 Ok(moment) if moment == wanted => {
-                    if moment.blocks() {
-                        self.wait_until_asleep();
+                    if let Some(call) = moment.call() {
+                        self.wait_until_asleep_in(call);
                     }
                     return true;
                 }
@@ -133,9 +136,19 @@ impl Stage {
         (number, path)
     }
 
-    fn wait_until_asleep(&self) {
+    /// Waits (at most two seconds) until the server's thread sleeps inside system call
+    /// `call`: its state is `S` and `/proc/PID/task/TID/syscall` names the call. (Asleep
+    /// in accept4, the server has already taken the descriptor its connection will get.)
+    fn wait_until_asleep_in(&self, call: i64) {
+        let syscall = self.server_stat.replace("/stat", "/syscall");
+        let inside = || {
+            std::fs::read_to_string(&syscall)
+                .ok()
+                .and_then(|text| text.split_whitespace().next()?.parse::<i64>().ok())
+                == Some(call)
+        };
         let deadline = Instant::now() + Duration::from_secs(2);
-        while !self.server_sleeps() && Instant::now() < deadline {
+        while !(self.server_sleeps() && inside()) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
