@@ -377,7 +377,10 @@ fn bad_inputs_get_one_line_and_the_right_exit_code() {
 #[test]
 fn nc_is_a_client_too() {
     let Some(nc) = testkit::which("nc") else {
-        testkit::skip("nc_is_a_client_too", "nc is not installed (.ci/run installs it)");
+        testkit::skip(
+            "nc_is_a_client_too",
+            "nc is not installed (.ci/run installs it)",
+        );
         return;
     };
     let (server, address) = start(&["--max-clients", "1"]);
