@@ -158,6 +158,46 @@ fn unix_datagrams_are_reliable_and_a_missing_peer_is_enoent() {
     assert!(d.ends_with(", 0 dropped"), "{d}");
 }
 
+/// Udp RcvbufErrors from /proc/net/snmp (`nstat -az UdpRcvbufErrors`).
+fn rcvbuf_errors() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/snmp").expect("/proc/net/snmp");
+    let mut lines = text.lines().filter(|l| l.starts_with("Udp:"));
+    let names = lines.next().expect("names");
+    let values = lines.next().expect("values");
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "RcvbufErrors")
+        .expect("RcvbufErrors");
+    values
+        .split_whitespace()
+        .nth(at)
+        .expect("a value")
+        .parse()
+        .expect("a number")
+}
+
+#[test]
+fn udp_drops_are_counted_in_rcvbuf_errors() {
+    let before = rcvbuf_errors();
+    let out = run(step9(), ["--only", "pressure", "--format", "tsv"], LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    let after = rcvbuf_errors();
+    let line = out
+        .lines_with("pressure")
+        .next()
+        .expect("the row")
+        .to_owned();
+    let dgram = line.split('\t').nth(2).expect("the dgram cell");
+    let dropped = numbers(dgram)[3];
+    assert!(dropped > 0, "{dgram}");
+    // The counter is the whole machine's: other programs may add to it, never take away.
+    assert!(
+        after - before >= dropped,
+        "counted {} of {dropped}",
+        after - before
+    );
+}
+
 #[test]
 fn only_runs_one_row_and_the_text_table_is_plain() {
     let out = run(step9(), ["--only", "boundaries", "--format", "tsv"], LIMIT);
