@@ -294,7 +294,7 @@ fn python_makes_the_same_call_with_protocol_0() {
         &python,
         [
             "-c",
-            "import socket; socket.socket(socket.AF_INET, socket.SOCK_STREAM)",
+            "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_STREAM); s.close()",
         ],
         LIMIT,
     ) else {
@@ -311,6 +311,27 @@ fn python_makes_the_same_call_with_protocol_0() {
             .starts_with("socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP) = "),
         "{}",
         first.line
+    );
+    // Closed by the script, the socket sees no other network call.
+    let named = |traced: &strace::Traced, name: &str| traced.calls.iter().any(|c| c.name == name);
+    assert!(!named(&traced, "getsockname"), "{:?}", traced.calls);
+
+    // Left for Python to close, it is described in a (hidden) ResourceWarning first.
+    let Some(unclosed) = strace::trace_network(
+        "python_makes_the_same_call_with_protocol_0",
+        &python,
+        [
+            "-c",
+            "import socket; socket.socket(socket.AF_INET, socket.SOCK_STREAM)",
+        ],
+        LIMIT,
+    ) else {
+        return;
+    };
+    assert!(
+        named(&unclosed, "getsockname") && named(&unclosed, "getpeername"),
+        "{:?}",
+        unclosed.calls
     );
 }
 
