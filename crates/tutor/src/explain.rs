@@ -138,9 +138,14 @@ pub fn hint(call: &str, error: &io::Error) -> (&'static str, Option<&'static str
             "this process holds as many descriptors as it may: close sockets you no longer need, or raise the limit (ulimit -n)",
             CREATE,
         ),
-        (_, libc::ECONNREFUSED) => (
+        ("connect", libc::ECONNREFUSED) => (
             "nothing listens at that address: the peer's kernel answered with a reset; start the server first, or check --host and --port",
             Some("lessons/07-connect.md"),
+        ),
+        // Any other call: a datagram socket. A TCP reset after connect is ECONNRESET instead.
+        (_, libc::ECONNREFUSED) => (
+            "an earlier datagram found nothing at that address: the peer's kernel answered with an ICMP \"port unreachable\", which a connected datagram socket hears on its next call",
+            Some("lessons/08-udp.md"),
         ),
         (_, libc::ETIMEDOUT) => (
             "the peer never answered: its host may be down, or a firewall drops the packets",
@@ -214,5 +219,8 @@ mod tests {
         let e = io::Error::from_raw_os_error(libc::EADDRINUSE);
         assert!(hint("bind", &e).0.contains("--port"));
         assert!(hint("listen", &e).0.contains("listens"));
+        let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert!(hint("connect", &refused).0.contains("reset"));
+        assert!(hint("recvfrom", &refused).0.contains("ICMP"));
     }
 }
