@@ -19,6 +19,17 @@ for i in $(seq 1 "$count"); do
       echo "client $3: connected"
       sleep "$4"
     fi' _ "$host" "$port" "$i" "$hold" &
+  # One client at a time: start the next only when this one's connect has been answered
+  # (ESTAB) or left waiting (SYN-SENT). Clients whose SYNs arrive at the same instant can all
+  # be answered before any of them is queued; then the ACK of the one that finds the queue
+  # full is dropped, though that client already believes it is connected.
+  if command -v ss >/dev/null 2>&1; then
+    for _ in $(seq 1 250); do
+      seen=$(ss -Htn state established state syn-sent "( dport = :$port )" 2>/dev/null | wc -l)
+      [ "$seen" -ge "$i" ] && break
+      sleep 0.02
+    done
+  fi
 done
 echo "started $count clients; each holds its connection for up to $hold s"
 wait
