@@ -234,7 +234,7 @@ fn demo(say: &Narrator) -> Result<(), Failure> {
     say.returned(0);
     let (reuse_c, _) = try_bind(say, &shared, true)?;
     say.note(
-        "SO_REUSEADDR does not let two servers listen on one port; what it is for is step 6's TIME_WAIT",
+        "SO_REUSEADDR does not let two servers listen on one port; what it is for is step 6's TIME-WAIT",
     );
     for socket in [reuse_a, reuse_b, reuse_c] {
         close(say, socket);

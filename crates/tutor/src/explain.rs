@@ -92,7 +92,7 @@ pub fn hint(call: &str, error: &io::Error) -> (&'static str, Option<&'static str
     };
     match (call, code) {
         ("bind", libc::EADDRINUSE) => (
-            "another socket already holds this address (for a unix socket: the file already exists); stop it, choose another --port (0 lets the kernel choose) or --path",
+            "another socket already holds this address, or a connection on it waits in TIME-WAIT (lessons/06-close.md); for a unix socket, the file already exists; stop it, choose another --port (0 lets the kernel choose) or --path",
             BIND,
         ),
         ("bind", libc::EADDRNOTAVAIL) => (
