@@ -83,16 +83,21 @@ pub fn excerpts(markdown: &str, lesson: &str) -> Result<Vec<Excerpt>, Vec<String
     }
 }
 
-/// Checks an excerpt against its file under `root`.
-pub fn check(excerpt: &Excerpt, root: &Path) -> Result<(), String> {
+/// Checks an excerpt against its file under `root`. Returns the index of the source line
+/// where the excerpt starts, so that a lesson's walk through a file can be checked for order.
+pub fn check(excerpt: &Excerpt, root: &Path) -> Result<usize, String> {
     let path = root.join(&excerpt.file);
     let source = std::fs::read_to_string(&path)
         .map_err(|e| format!("{}: cannot read {}: {e}", excerpt.origin, excerpt.file))?;
     let source: Vec<&str> = source.lines().map(str::trim_end).collect();
     let mut from = 0;
+    let mut start = None;
     for chunk in chunks(&excerpt.lines) {
         match find_chunk(&chunk, &source[from..]) {
-            Some(at) => from += at + chunk.len(),
+            Some(at) => {
+                start.get_or_insert(from + at);
+                from += at + chunk.len();
+            }
             None => {
                 return Err(format!(
                     "{}: these lines are not in {} (in this order, after the lines before them):\n{}",
@@ -103,7 +108,7 @@ pub fn check(excerpt: &Excerpt, root: &Path) -> Result<(), String> {
             }
         }
     }
-    Ok(())
+    Ok(start.unwrap_or(0))
 }
 
 /// Splits an excerpt at its `// ...` lines.
@@ -159,7 +164,7 @@ mod tests {
 
     const SOURCE: &str = "fn main() {\n    let a = 1;\n    let b = 2;\n    let c = 3;\n}\n";
 
-    fn check_against_source(excerpt_lines: &[&str]) -> Result<(), String> {
+    fn check_against_source(excerpt_lines: &[&str]) -> Result<usize, String> {
         // Tests run in parallel threads: each call gets a directory of its own.
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -187,6 +192,12 @@ mod tests {
         assert!(check_against_source(&["let a = 1;", "let b = 20;"]).is_err());
         assert!(check_against_source(&["let a = 1;", "let c = 3;"]).is_err());
         assert!(check_against_source(&["let c = 3;", "// ...", "let a = 1;"]).is_err());
+    }
+
+    #[test]
+    fn check_says_where_the_excerpt_starts() {
+        assert_eq!(check_against_source(&["let b = 2;"]), Ok(2));
+        assert_eq!(check_against_source(&["let a = 1;", "// ...", "}"]), Ok(1));
     }
 
     #[test]

@@ -90,6 +90,39 @@ fn every_excerpt_is_in_the_file_it_names() {
     assert!(problems.is_empty(), "\n{}", problems.join("\n\n"));
 }
 
+/// A step's main.rs reads top to bottom in the order its lesson tells: a lesson's excerpts of
+/// a `main.rs` come in the order of that file.
+#[test]
+fn a_lesson_walks_through_main_rs_from_top_to_bottom() {
+    let mut problems = Vec::new();
+    for file in lesson_files() {
+        let text = fs::read_to_string(&file).expect("a lesson is readable");
+        let Ok(found) = excerpt::excerpts(&text, &relative(&file)) else {
+            continue;
+        };
+        let mut last: Option<(String, usize, String)> = None;
+        for one in found.iter().filter(|e| e.file.ends_with("src/main.rs")) {
+            let Ok(start) = excerpt::check(one, &root()) else {
+                continue; // every_excerpt_is_in_the_file_it_names reports it
+            };
+            if let Some((file, before, origin)) = &last
+                && *file == one.file
+                && start < *before
+            {
+                problems.push(format!(
+                    "{}: this excerpt (line {} of {}) comes before the one at {origin} (line {})",
+                    one.origin,
+                    start + 1,
+                    one.file,
+                    before + 1
+                ));
+            }
+            last = Some((one.file.clone(), start, one.origin.clone()));
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
 /// One row of the course map in lessons/README.md: `| 1 | [create](01-create.md) | `step1_create` | ... |`.
 struct MapRow {
     number: u32,
