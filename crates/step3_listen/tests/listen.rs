@@ -161,6 +161,45 @@ fn closing_the_listener_resets_the_connections_nobody_accepted() {
 }
 
 #[test]
+fn a_client_left_waiting_is_refused_once_the_listener_closes() {
+    let (listener, address) = listener(0);
+    assert_eq!(
+        count_completed_handshakes(&address, 1, Duration::from_secs(1), 0),
+        1
+    );
+    // The queue is full: this client's SYN is dropped, and its kernel keeps resending it.
+    let waiting = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    waiting.set_nonblocking(true).expect("non-blocking");
+    let _ = waiting.connect(&address); // EINPROGRESS: the SYN is on its way
+    let client_port = waiting
+        .local_addr()
+        .expect("address")
+        .as_socket()
+        .expect("inet")
+        .port();
+    let in_syn_sent = || {
+        observe::tcp_sockets_on_port(client_port)
+            .expect("the table")
+            .iter()
+            .any(|e| e.local.port() == client_port && e.state == TcpState::SynSent)
+    };
+    assert!(in_syn_sent(), "the client waits in SYN-SENT");
+    // The server program stops: its listening socket closes. The next resent SYN finds
+    // nothing listening and is answered with a reset: connect fails with ECONNREFUSED.
+    drop(listener);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while in_syn_sent() {
+        assert!(Instant::now() < deadline, "still in SYN-SENT after 8 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let error = waiting
+        .take_error()
+        .expect("SO_ERROR")
+        .expect("the connect failed");
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused, "{error}");
+}
+
+#[test]
 fn the_kernel_caps_the_backlog_at_somaxconn() {
     let somaxconn: usize = observe::sysctl("net.core.somaxconn")
         .and_then(|v| v.parse().ok())
