@@ -155,6 +155,32 @@ fn the_tour_runs_every_step_in_course_order() {
 }
 
 #[test]
+fn the_tour_runs_every_demo_to_the_end() {
+    let mut tour = Command::new(root().join("scripts/tour.sh"));
+    // The tour calls cargo; use the one running these tests.
+    if let Some(cargo) = std::env::var_os("CARGO").map(std::path::PathBuf::from)
+        && let Some(dir) = cargo.parent()
+    {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![dir.to_path_buf()];
+        dirs.extend(std::env::split_paths(&path));
+        tour.env("PATH", std::env::join_paths(dirs).expect("a PATH"));
+    }
+    let out = run_separately(tour, Duration::from_secs(240));
+    assert_eq!(out.code, Some(0), "the tour failed:\n{}", out.stderr);
+    let ran: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("################ cargo run -q -p "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(ran, steps(), "the tour runs every step's demo, in order");
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains("panicked"), "{text}");
+    }
+}
+
+#[test]
 fn colour_follows_color_and_no_color() {
     let step = "step1_create";
     let always = run_step(step, &["--color", "always"]);
