@@ -196,7 +196,11 @@ fn a_client_left_waiting_is_refused_once_the_listener_closes() {
         .take_error()
         .expect("SO_ERROR")
         .expect("the connect failed");
-    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused, "{error}");
+    assert_eq!(
+        error.kind(),
+        std::io::ErrorKind::ConnectionRefused,
+        "{error}"
+    );
 }
 
 #[test]
