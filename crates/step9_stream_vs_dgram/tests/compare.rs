@@ -261,3 +261,84 @@ fn bad_command_lines_get_one_line_and_exit_2() {
         );
     }
 }
+
+/// How many 1000-byte datagrams a non-blocking sender gets in before EAGAIN (at most 1000).
+fn datagrams_taken(sender: &socket2::Socket) -> usize {
+    sender.set_nonblocking(true).expect("non-blocking");
+    let mut sent = 0;
+    while sent < 1000 {
+        match sender.send(&[b'x'; 1000]) {
+            Ok(_) => sent += 1,
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(libc::EAGAIN), "{e}");
+                break;
+            }
+        }
+    }
+    sent
+}
+
+#[test]
+fn so_rcvbuf_is_doubled_and_has_a_minimum() {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, None).expect("socket");
+    s.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    assert_eq!(s.recv_buffer_size().expect("getsockopt"), 8192);
+    s.set_recv_buffer_size(1).expect("SO_RCVBUF");
+    let least = s.recv_buffer_size().expect("getsockopt");
+    assert!(least >= 2048, "the kernel keeps a minimum: {least}");
+}
+
+/// The unix rows of the pressure experiment: what holds a unix datagram sender back is its own
+/// send buffer (each datagram stays charged to it until it is read), not the receiver's
+/// SO_RCVBUF; the receiver's queue length (net.unix.max_dgram_qlen) limits a sender only
+/// when the receiver is not connected back to it. The program's pair is connected both ways.
+#[test]
+fn a_unix_datagram_sender_is_held_back_by_its_own_send_buffer() {
+    use socket2::{Domain, Socket, Type};
+    let pair = || Socket::pair(Domain::UNIX, Type::DGRAM, None).expect("socketpair");
+
+    let (a, _b) = pair();
+    let default = datagrams_taken(&a);
+    assert!(default > 20 && default < 1000, "{default}");
+
+    let (a, b) = pair();
+    b.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    assert_eq!(
+        datagrams_taken(&a),
+        default,
+        "the receiver's SO_RCVBUF changes nothing"
+    );
+
+    let (a, _b) = pair();
+    a.set_send_buffer_size(4096).expect("SO_SNDBUF");
+    let small = datagrams_taken(&a);
+    assert!(
+        small >= 1 && small < 10,
+        "a small SO_SNDBUF stops the sender sooner: {small}"
+    );
+
+    // A receiver that is not connected back: its queue length counts.
+    let qlen: usize = std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen")
+        .expect("max_dgram_qlen")
+        .trim()
+        .parse()
+        .expect("a number");
+    let dir = std::env::temp_dir().join(format!("step9-qlen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("receiver.sock");
+    let receiver = Socket::new(Domain::UNIX, Type::DGRAM, None).expect("socket");
+    receiver
+        .bind(&socket2::SockAddr::unix(&path).expect("path"))
+        .expect("bind");
+    let sender = Socket::new(Domain::UNIX, Type::DGRAM, None).expect("socket");
+    sender
+        .connect(&socket2::SockAddr::unix(&path).expect("path"))
+        .expect("connect");
+    let taken = datagrams_taken(&sender);
+    drop((sender, receiver));
+    std::fs::remove_dir_all(&dir).expect("remove temp dir");
+    if qlen + 1 < default {
+        assert_eq!(taken, qlen + 1, "max_dgram_qlen is {qlen}");
+    }
+}
