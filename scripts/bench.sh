@@ -70,6 +70,9 @@ trap cleanup EXIT
 start_server() {
   local log=$1
   shift
+  # The log exists before the server starts: the background job opens it only when it runs,
+  # and a sed that looked first would fail (and set -e would end the whole benchmark).
+  : >"$log"
   "$@" >"$log" 2>&1 &
   server_pid=$!
   server_addr=""
