@@ -136,6 +136,9 @@ names=(serial threads poll)
 for name in "${names[@]}"; do
   load "$name" "$tmp/$name.kv" -c "$C" -r "$R" -s "$S" --quiet
 done
+us() { # us VALUE: "VALUE us", or - when loadgen left it out (too short a run to measure)
+  if [ "$1" = - ] || [ -z "$1" ]; then echo -; else echo "$1 us"; fi
+}
 ratio() { # ratio A B: A/B with one decimal, or - when either is missing
   awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.1f", a / b }'
 }
@@ -151,7 +154,7 @@ ratio() { # ratio A B: A/B with one decimal, or - when either is missing
   for name in "${names[@]}"; do
     f=$tmp/$name.kv
     rate=$(kv "$f" per_second)
-    echo "| $name | $rate | $(ratio "$rate" "$seed_rate") | $(ratio "$rate" "$selectors_rate") | $(kv "$f" p50_us) us | $(kv "$f" p99_us) us | $(kv "$f" max_us) us | $(kv "$f" errors) | $(kv "$f" server_cpu_us_per_rt) us | $(kv "$f" server_peak_kib) KiB |"
+    echo "| $name | $rate | $(ratio "$rate" "$seed_rate") | $(ratio "$rate" "$selectors_rate") | $(kv "$f" p50_us) us | $(kv "$f" p99_us) us | $(kv "$f" max_us) us | $(kv "$f" errors) | $(us "$(kv "$f" server_cpu_us_per_rt)") | $(kv "$f" server_peak_kib) KiB |"
   done
 } >>"$tmp/report.md"
 

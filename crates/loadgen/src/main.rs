@@ -701,15 +701,17 @@ impl Summary {
         Some((pick(&held) as f64 - pick(&before) as f64) / f64::from(self.connections))
     }
 
-    /// The server's CPU time (user + system) per round trip, in microseconds.
+    /// The server's CPU time (user + system) per round trip, in microseconds. /proc counts
+    /// CPU time in ticks of 10 ms: below 10 ticks (0.1 s) the figure would be mostly rounding
+    /// (a short run shows 0.0), so it is left out.
     fn cpu_per_round_trip(&self) -> Option<f64> {
         let before = self.memory_before?;
         let after = self.memory_after?;
-        if self.round_trips == 0 {
+        let ticks = after.cpu_ticks.saturating_sub(before.cpu_ticks);
+        if self.round_trips == 0 || ticks < 10 {
             return None;
         }
-        let ticks = after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64;
-        Some(ticks * 10_000.0 / self.round_trips as f64)
+        Some(ticks as f64 * 10_000.0 / self.round_trips as f64)
     }
 
     fn peak(&self) -> Option<u64> {
