@@ -716,3 +716,63 @@ fn running_out_of_descriptors_stops_the_server_with_one_line() {
     assert!(errors[0].contains("ulimit -n"), "{}", errors[0]);
     assert!(!done.says("panicked"));
 }
+
+/// The lesson's account of mio's edge-triggered readiness: an event says that bytes arrived,
+/// once; a handler that reads only part of them and waits again gets no new event for the rest,
+/// only for bytes that arrive later. (A level-triggered poll would report the socket again at
+/// once, since bytes are still there.)
+#[test]
+fn an_edge_triggered_event_comes_once_per_arrival_not_while_bytes_remain() {
+    use mio::unix::SourceFd;
+    use mio::{Events, Interest, Poll, Token};
+    use std::os::fd::AsRawFd;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut sender = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let (receiver, _) = listener.accept().expect("accept");
+    receiver.set_nonblocking(true).expect("non-blocking");
+
+    let mut poll = Poll::new().expect("epoll");
+    let mut events = Events::with_capacity(8);
+    let fd = receiver.as_raw_fd();
+    poll.registry()
+        .register(&mut SourceFd(&fd), Token(7), Interest::READABLE)
+        .expect("register");
+    let mut readable_events = |poll: &mut Poll, timeout: Duration| -> usize {
+        poll.poll(&mut events, Some(timeout)).expect("epoll_wait");
+        events
+            .iter()
+            .filter(|e| e.token() == Token(7) && e.is_readable())
+            .count()
+    };
+
+    sender.write_all(b"0123456789").expect("send");
+    assert_eq!(readable_events(&mut poll, DEADLINE), 1, "the bytes arrived");
+    let mut part = [0u8; 4];
+    (&receiver).read_exact(&mut part).expect("read 4 of 10");
+    // Six bytes are still there, and nothing new arrived: no event.
+    assert_eq!(
+        readable_events(&mut poll, Duration::ZERO),
+        0,
+        "edge-triggered: no second event for bytes already reported"
+    );
+    sender.write_all(b"!").expect("send");
+    assert_eq!(
+        readable_events(&mut poll, DEADLINE),
+        1,
+        "new bytes: a new event"
+    );
+    let mut rest = Vec::new();
+    let mut buf = [0u8; 64];
+    loop {
+        match (&receiver).read(&mut buf) {
+            Ok(n) if n > 0 => rest.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        rest, b"456789!",
+        "the bytes the first event reported were all still there"
+    );
+}
