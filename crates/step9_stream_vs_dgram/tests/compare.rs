@@ -314,7 +314,7 @@ fn a_unix_datagram_sender_is_held_back_by_its_own_send_buffer() {
     a.set_send_buffer_size(4096).expect("SO_SNDBUF");
     let small = datagrams_taken(&a);
     assert!(
-        small >= 1 && small < 10,
+        (1..10).contains(&small),
         "a small SO_SNDBUF stops the sender sooner: {small}"
     );
 
