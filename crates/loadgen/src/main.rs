@@ -729,55 +729,55 @@ impl Summary {
         match format {
             Format::Kv => {
                 let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
-                println!("label={}", self.label);
-                println!("connections={}", self.connections);
-                println!("round_trips_each={}", self.round_trips_each);
-                println!("size={}", self.size);
-                println!("round_trips={}", self.round_trips);
-                println!("seconds={:.3}", self.seconds);
-                println!("per_second={:.0}", self.per_second);
-                println!("p50_us={}", opt(self.p50_us.map(|v| v.to_string())));
-                println!("p99_us={}", opt(self.p99_us.map(|v| v.to_string())));
-                println!("max_us={}", opt(self.max_us.map(|v| v.to_string())));
-                println!(
+                tutor::outln!("label={}", self.label);
+                tutor::outln!("connections={}", self.connections);
+                tutor::outln!("round_trips_each={}", self.round_trips_each);
+                tutor::outln!("size={}", self.size);
+                tutor::outln!("round_trips={}", self.round_trips);
+                tutor::outln!("seconds={:.3}", self.seconds);
+                tutor::outln!("per_second={:.0}", self.per_second);
+                tutor::outln!("p50_us={}", opt(self.p50_us.map(|v| v.to_string())));
+                tutor::outln!("p99_us={}", opt(self.p99_us.map(|v| v.to_string())));
+                tutor::outln!("max_us={}", opt(self.max_us.map(|v| v.to_string())));
+                tutor::outln!(
                     "server_cpu_us_per_rt={}",
                     opt(self.cpu_per_round_trip().map(|v| format!("{v:.1}")))
                 );
-                println!("errors={}", self.errors);
-                println!("peak_open={}", self.peak_open);
-                println!("bytes={}", self.bytes);
-                println!(
+                tutor::outln!("errors={}", self.errors);
+                tutor::outln!("peak_open={}", self.peak_open);
+                tutor::outln!("bytes={}", self.bytes);
+                tutor::outln!(
                     "server_peak_kib={}",
                     opt(self.peak().map(|v| v.to_string()))
                 );
-                println!(
+                tutor::outln!(
                     "server_rss_before_kib={}",
                     opt(self.memory_before.map(|m| m.rss.to_string()))
                 );
-                println!(
+                tutor::outln!(
                     "server_rss_held_kib={}",
                     opt(self.memory_held.map(|m| m.rss.to_string()))
                 );
-                println!(
+                tutor::outln!(
                     "server_rss_per_conn_kib={}",
                     opt(rss_per.map(|v| format!("{v:.1}")))
                 );
-                println!(
+                tutor::outln!(
                     "server_virt_per_conn_kib={}",
                     opt(virt_per.map(|v| format!("{v:.1}")))
                 );
-                println!(
+                tutor::outln!(
                     "server_threads_held={}",
                     opt(threads_held.map(|v| v.to_string()))
                 );
             }
             Format::Table => {
-                println!();
-                println!(
+                tutor::outln!();
+                tutor::outln!(
                     "| run | connections | round trips | bytes each | round trips/s | p50 | p99 | max | errors | server CPU per round trip | server peak RSS |"
                 );
-                println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-                println!(
+                tutor::outln!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+                tutor::outln!(
                     "| {} | {} | {} of {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
                     self.label,
                     self.connections,
@@ -793,14 +793,16 @@ impl Summary {
                         .map_or("n/a".to_owned(), |v| format!("{v:.1} us")),
                     kib(self.peak()),
                 );
-                println!();
-                println!(
+                tutor::outln!();
+                tutor::outln!(
                     "{:.2} s; at most {} connections open at once; {} bytes echoed, every one checked",
-                    self.seconds, self.peak_open, self.bytes
+                    self.seconds,
+                    self.peak_open,
+                    self.bytes
                 );
                 if hold {
                     if let (Some(rss), Some(virt)) = (rss_per, virt_per) {
-                        println!(
+                        tutor::outln!(
                             "server memory per idle connection: {rss:.1} KiB resident (VmRSS), {virt:.1} KiB virtual (VmSize); {} threads while all were held",
                             threads_held.map_or("?".to_owned(), |t| t.to_string())
                         );
@@ -960,14 +962,14 @@ fn bulk(cli: &Cli, seconds: Duration) -> ExitCode {
     let rate = received as f64 / elapsed / 1e6;
     match cli.format {
         Format::Kv => {
-            println!("label={}", cli.label);
-            println!("bytes={received}");
-            println!("seconds={elapsed:.3}");
-            println!("mb_per_s={rate:.2}");
-            println!("errors={}", u32::from(problem.is_some()));
+            tutor::outln!("label={}", cli.label);
+            tutor::outln!("bytes={received}");
+            tutor::outln!("seconds={elapsed:.3}");
+            tutor::outln!("mb_per_s={rate:.2}");
+            tutor::outln!("errors={}", u32::from(problem.is_some()));
         }
         Format::Table => {
-            println!(
+            tutor::outln!(
                 "bulk{}: {received} bytes echoed in {elapsed:.2} s: {rate:.1} MB/s (1 MB = 10^6 bytes), every byte checked",
                 if cli.label.is_empty() {
                     String::new()

@@ -148,9 +148,9 @@ fn run(say: &Narrator, cli: &Cli, text: bool) -> Result<(), Failure> {
         say.section(format!("the table ({})", cli.family));
         print_table(stream_name, dgram_name, &table);
     } else {
-        println!("row\t{stream_name}\t{dgram_name}");
+        tutor::outln!("row\t{stream_name}\t{dgram_name}");
         for (row, stream, dgram) in &table {
-            println!("{}\t{stream}\t{dgram}", row.name());
+            tutor::outln!("{}\t{stream}\t{dgram}", row.name());
         }
     }
     Ok(())
@@ -180,18 +180,19 @@ fn print_table(stream_name: &str, dgram_name: &str, table: &[(Row, String, Strin
         .chain([stream_name.len()])
         .max()
         .unwrap_or(0);
-    println!(
+    tutor::outln!(
         "{:<13} {:<first$}   {dgram_name}",
-        "experiment", stream_name
+        "experiment",
+        stream_name
     );
-    println!(
+    tutor::outln!(
         "{:<13} {:<first$}   {}",
         "-".repeat(10),
         "-".repeat(first),
         "-".repeat(dgram_name.len())
     );
     for (row, stream, dgram) in table {
-        println!("{:<13} {stream:<first$}   {dgram}", row.name());
+        tutor::outln!("{:<13} {stream:<first$}   {dgram}", row.name());
     }
 }
 

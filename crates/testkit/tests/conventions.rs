@@ -181,6 +181,37 @@ fn the_tour_runs_every_demo_to_the_end() {
 }
 
 #[test]
+fn a_closed_stdout_is_no_reason_to_panic() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    // `cargo run -q -p STEP -- --demo | head -1`: the reader quits after one line.
+    for step in steps() {
+        let mut child = Command::new(testkit::bin(&step))
+            .arg("--demo")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the step starts");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("a first line");
+        // The reader is gone now: every later write to stdout fails with EPIPE.
+        let code = testkit::process::wait_with_limit(&mut child, LIMIT);
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr)
+            .expect("stderr is readable");
+        assert!(first.starts_with("== step"), "{step}: {first}");
+        assert!(!stderr.contains("panicked"), "{step} panicked:\n{stderr}");
+        assert_eq!(code, Some(0), "{step}: exit code; stderr: {stderr}");
+    }
+}
+
+#[test]
 fn colour_follows_color_and_no_color() {
     let step = "step1_create";
     let always = run_step(step, &["--color", "always"]);

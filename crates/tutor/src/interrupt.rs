@@ -15,7 +15,7 @@ static SOCKET_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 pub fn stop_on_ctrl_c(say: &Narrator) {
     let handler_say = say.clone();
     let installed = ctrlc::set_handler(move || {
-        println!();
+        crate::outln!();
         handler_say
             .say("Ctrl-C: stopping. The kernel closes every socket this process still holds.");
         let files = SOCKET_FILES

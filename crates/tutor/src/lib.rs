@@ -28,6 +28,27 @@ use std::io;
 use std::process::ExitCode;
 
 pub use cli::{ColorWhen, Family, SockType};
+
+/// Writes one line to standard output, like `println!`, but a closed standard output (a
+/// learner piping into `head`, which has quit) is ignored instead of panicking.
+pub fn print_line(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// `println!` for the course's programs: formats its arguments and writes them with
+/// [`print_line`], so a closed standard output never panics.
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::print_line("")
+    };
+    ($($arg:tt)*) => {
+        $crate::print_line(format_args!($($arg)*))
+    };
+}
 pub use narrate::Narrator;
 
 /// Who a step is: printed in its header, its `--help` and its error lines.

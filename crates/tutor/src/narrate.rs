@@ -88,7 +88,7 @@ impl Narrator {
 
     /// A heading inside a run, for steps that tell their story in parts.
     pub fn section(&self, title: impl Display) {
-        println!();
+        crate::outln!();
         self.emit(&[(Paint::Header, format!("-- {title} --"))]);
     }
 
