@@ -573,3 +573,79 @@ fn ctrl_c_stops_the_server_and_removes_its_unix_file() {
     assert!(!path.exists(), "{}", out.output);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The state column of /proc/net/udp for the socket bound to `port` on 127.0.0.1
+/// (what `ss -uan` shows: 01 ESTAB, 07 UNCONN).
+fn udp_state(port: u16) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/net/udp").expect("/proc/net/udp");
+    let local = format!("0100007F:{port:04X}");
+    text.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&local.as_str())).then(|| fields[3].to_owned())
+    })
+}
+
+#[test]
+fn a_connected_datagram_socket_is_listed_as_estab_though_nothing_was_sent() {
+    let (server, server_at) = udp();
+    let (client, client_at) = udp();
+    let port = client_at.as_socket().expect("inet").port();
+    assert_eq!(
+        udp_state(port).as_deref(),
+        Some("07"),
+        "UNCONN before connect"
+    );
+    client.connect(&server_at).expect("connect");
+    assert_eq!(
+        udp_state(port).as_deref(),
+        Some("01"),
+        "ESTAB after connect"
+    );
+    assert!(nothing_waits(&server), "and nothing was sent");
+}
+
+/// The real python3 executable (not a pyenv shim script), if there is one.
+fn python3() -> Option<PathBuf> {
+    let out = std::process::Command::new(testkit::which("python3")?)
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()?;
+    Some(String::from_utf8(out.stdout).ok()?.trim().into())
+}
+
+#[test]
+fn an_unconnected_socket_hears_the_refusal_only_with_ip_recverr() {
+    let Some(python) = python3() else {
+        testkit::skip(
+            "an_unconnected_socket_hears_the_refusal_only_with_ip_recverr",
+            "python3 is not installed",
+        );
+        return;
+    };
+    // IP_RECVERR is option 11 of IPPROTO_IP on Linux; socket2 has no setter for it.
+    let script = r#"
+import socket, sys
+port = int(sys.argv[1])
+for recverr in (0, 1):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(0.3)
+    s.setsockopt(socket.IPPROTO_IP, 11, recverr)
+    s.sendto(b"anyone?", ("127.0.0.1", port))
+    try:
+        s.recv(64)
+        print(recverr, "data")
+    except ConnectionRefusedError:
+        print(recverr, "refused")
+    except socket.timeout:
+        print(recverr, "silence")
+    s.close()
+"#;
+    let out = std::process::Command::new(python)
+        .args(["-c", script, &free_port().to_string()])
+        .output()
+        .expect("python runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("0 silence"), "without IP_RECVERR: {text}");
+    assert!(text.contains("1 refused"), "with IP_RECVERR: {text}");
+}
