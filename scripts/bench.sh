@@ -146,15 +146,15 @@ ratio() { # ratio A B: A/B with one decimal, or - when either is missing
   echo
   echo "## 1. $C connections, $R round trips each, $S bytes per message"
   echo
-  echo "| server | round trips/s | vs Python seed | vs Python selectors | p50 | p99 | max | errors | server CPU per round trip | server peak RSS |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| server | round trips/s | vs Python seed | vs Python selectors | p50 | p99 | max | errors | server CPU per round trip | of it in the server's code | of it in the kernel | server peak RSS |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   seed_rate=""; selectors_rate=""
   [ -f "$tmp/python-seed.kv" ] && seed_rate=$(kv "$tmp/python-seed.kv" per_second)
   [ -f "$tmp/python-selectors.kv" ] && selectors_rate=$(kv "$tmp/python-selectors.kv" per_second)
   for name in "${names[@]}"; do
     f=$tmp/$name.kv
     rate=$(kv "$f" per_second)
-    echo "| $name | $rate | $(ratio "$rate" "$seed_rate") | $(ratio "$rate" "$selectors_rate") | $(kv "$f" p50_us) us | $(kv "$f" p99_us) us | $(kv "$f" max_us) us | $(kv "$f" errors) | $(us "$(kv "$f" server_cpu_us_per_rt)") | $(kv "$f" server_peak_kib) KiB |"
+    echo "| $name | $rate | $(ratio "$rate" "$seed_rate") | $(ratio "$rate" "$selectors_rate") | $(kv "$f" p50_us) us | $(kv "$f" p99_us) us | $(kv "$f" max_us) us | $(kv "$f" errors) | $(us "$(kv "$f" server_cpu_us_per_rt)") | $(us "$(kv "$f" server_user_us_per_rt)") | $(us "$(kv "$f" server_kernel_us_per_rt)") | $(kv "$f" server_peak_kib) KiB |"
   done
 } >>"$tmp/report.md"
 
@@ -188,12 +188,22 @@ done
 # iperf3 on the same loopback: one way (what iperf3 usually reports), and --bidir (a stream
 # each way at once, as an echo moves them).
 iperf() { # iperf MODE-ARGS...: prints MB/s per direction, or nothing
-  local port=$((20000 + RANDOM % 20000))
-  iperf3 -s -1 -B 127.0.0.1 -p "$port" >"$tmp/iperf3-server.log" 2>&1 &
-  local iperf_pid=$!
-  for _ in $(seq 50); do
+  # iperf3 takes no port 0: try a few random ports until its server listens on one.
+  local port iperf_pid="" attempt
+  for attempt in 1 2 3 4 5; do
+    port=$((20000 + RANDOM % 20000))
+    : >"$tmp/iperf3-server.log"
+    iperf3 -s -1 -B 127.0.0.1 -p "$port" >"$tmp/iperf3-server.log" 2>&1 &
+    iperf_pid=$!
+    for _ in $(seq 50); do
+      grep -q "listening" "$tmp/iperf3-server.log" 2>/dev/null && break
+      kill -0 "$iperf_pid" 2>/dev/null || break # it exited: the port was taken
+      sleep 0.1
+    done
     grep -q "listening" "$tmp/iperf3-server.log" 2>/dev/null && break
-    sleep 0.1
+    say "iperf3 could not listen on port $port (attempt $attempt): $(head -1 "$tmp/iperf3-server.log")"
+    kill "$iperf_pid" 2>/dev/null || true
+    wait "$iperf_pid" 2>/dev/null || true
   done
   if timeout $((LIMIT + 30)) iperf3 -c 127.0.0.1 -p "$port" -t "$BULK_SECONDS" -J "$@" >"$tmp/iperf3.json" 2>/dev/null; then
     "$python" -c '
@@ -212,8 +222,10 @@ if command -v iperf3 >/dev/null 2>&1 && [ -n "$python" ]; then
   iperf_rate=$(iperf)
   iperf_bidir=$(iperf --bidir)
   [ -n "$iperf_rate" ] || say "iperf3 failed; its rows are left out"
-else
+elif ! command -v iperf3 >/dev/null 2>&1; then
   say "iperf3 is not installed: its rows are skipped (install it with: apt-get install -y iperf3)"
+else
+  say "iperf3 is installed but python3 (which reads its JSON report) is not: its rows are skipped"
 fi
 {
   echo

@@ -626,8 +626,10 @@ struct Memory {
     /// Virtual size (VmSize): every mapping, touched or not.
     virt: u64,
     threads: u64,
-    /// CPU time used so far, user + system, in clock ticks (usually 1/100 s).
-    cpu_ticks: u64,
+    /// CPU time used so far in the program itself (user), in clock ticks (usually 1/100 s).
+    user_ticks: u64,
+    /// CPU time used so far in the kernel on its behalf (system calls, TCP), in clock ticks.
+    system_ticks: u64,
 }
 
 fn memory(pid: u32) -> Option<Memory> {
@@ -642,9 +644,11 @@ fn memory(pid: u32) -> Option<Memory> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = stat.rsplit_once(") ")?.1;
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let cpu_ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let user_ticks = fields.get(11)?.parse::<u64>().ok()?;
+    let system_ticks = fields.get(12)?.parse::<u64>().ok()?;
     Some(Memory {
-        cpu_ticks,
+        user_ticks,
+        system_ticks,
         rss: field("VmRSS:")?,
         peak: field("VmHWM:")?,
         virt: field("VmSize:")?,
@@ -705,13 +709,22 @@ impl Summary {
     /// CPU time in ticks of 10 ms: below 10 ticks (0.1 s) the figure would be mostly rounding
     /// (a short run shows 0.0), so it is left out.
     fn cpu_per_round_trip(&self) -> Option<f64> {
+        let (user, system) = self.cpu_split_per_round_trip()?;
+        Some(user + system)
+    }
+
+    /// The same, split into the time the server spent in its own code (user) and in the
+    /// kernel on its behalf (system calls and the TCP work they do).
+    fn cpu_split_per_round_trip(&self) -> Option<(f64, f64)> {
         let before = self.memory_before?;
         let after = self.memory_after?;
-        let ticks = after.cpu_ticks.saturating_sub(before.cpu_ticks);
-        if self.round_trips == 0 || ticks < 10 {
+        let user = after.user_ticks.saturating_sub(before.user_ticks);
+        let system = after.system_ticks.saturating_sub(before.system_ticks);
+        if self.round_trips == 0 || user + system < 10 {
             return None;
         }
-        Some(ticks as f64 * 10_000.0 / self.round_trips as f64)
+        let per = |ticks: u64| ticks as f64 * 10_000.0 / self.round_trips as f64;
+        Some((per(user), per(system)))
     }
 
     fn peak(&self) -> Option<u64> {
@@ -742,6 +755,15 @@ impl Summary {
                 tutor::outln!(
                     "server_cpu_us_per_rt={}",
                     opt(self.cpu_per_round_trip().map(|v| format!("{v:.1}")))
+                );
+                let split = self.cpu_split_per_round_trip();
+                tutor::outln!(
+                    "server_user_us_per_rt={}",
+                    opt(split.map(|(user, _)| format!("{user:.1}")))
+                );
+                tutor::outln!(
+                    "server_kernel_us_per_rt={}",
+                    opt(split.map(|(_, kernel)| format!("{kernel:.1}")))
                 );
                 tutor::outln!("errors={}", self.errors);
                 tutor::outln!("peak_open={}", self.peak_open);
@@ -789,8 +811,13 @@ impl Summary {
                     micros(self.p99_us),
                     micros(self.max_us),
                     self.errors,
-                    self.cpu_per_round_trip()
-                        .map_or("n/a".to_owned(), |v| format!("{v:.1} us")),
+                    self.cpu_split_per_round_trip().map_or(
+                        "n/a".to_owned(),
+                        |(user, kernel)| format!(
+                            "{:.1} us ({user:.1} user + {kernel:.1} kernel)",
+                            user + kernel
+                        )
+                    ),
                     kib(self.peak()),
                 );
                 tutor::outln!();
