@@ -195,12 +195,22 @@ iperf() { # iperf MODE-ARGS...: prints MB/s per direction, or nothing
     : >"$tmp/iperf3-server.log"
     iperf3 -s -1 -B 127.0.0.1 -p "$port" >"$tmp/iperf3-server.log" 2>&1 &
     iperf_pid=$!
+    # Ready when the port is in the kernel's table of listening sockets (iperf3 buffers its
+    # "listening" line when writing to a file).
+    # Without ss (iproute2), give it a second.
+    listening() {
+      if command -v ss >/dev/null 2>&1; then
+        ss -Htln "( sport = :$port )" 2>/dev/null | grep -q .
+      else
+        sleep 1
+      fi
+    }
     for _ in $(seq 50); do
-      grep -q "listening" "$tmp/iperf3-server.log" 2>/dev/null && break
+      listening && break
       kill -0 "$iperf_pid" 2>/dev/null || break # it exited: the port was taken
       sleep 0.1
     done
-    grep -q "listening" "$tmp/iperf3-server.log" 2>/dev/null && break
+    listening && break
     say "iperf3 could not listen on port $port (attempt $attempt): $(head -1 "$tmp/iperf3-server.log")"
     kill "$iperf_pid" 2>/dev/null || true
     wait "$iperf_pid" 2>/dev/null || true
