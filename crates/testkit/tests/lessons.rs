@@ -362,3 +362,35 @@ fn each_lesson_links_to_the_steps_before_and_after_it() {
     }
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
+
+/// Every step's lesson has the parts lessons/README.md promises, in the same order, so a
+/// learner always knows where to look.
+#[test]
+fn every_lesson_has_the_promised_parts_in_order() {
+    const PARTS: [&str; 8] = [
+        "## The call", // "The call, three ways" or "The calls, three ways"
+        "## Run it",
+        "## Walk through the code",
+        "## Look from outside",
+        "## Experiments",
+        "## What can go wrong",
+        "## Check yourself",
+        "## What the tests check",
+    ];
+    let mut problems = Vec::new();
+    for row in course_map() {
+        let text = fs::read_to_string(root().join("lessons").join(&row.lesson)).expect("lesson");
+        let headings: Vec<&str> = text.lines().filter(|l| l.starts_with("## ")).collect();
+        let mut from = 0;
+        for part in PARTS {
+            match headings[from..].iter().position(|h| h.starts_with(part)) {
+                Some(at) => from += at + 1,
+                None => problems.push(format!(
+                    "{}: no `{part}` section (after the ones before it)",
+                    row.lesson
+                )),
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
