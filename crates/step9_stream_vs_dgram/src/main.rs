@@ -295,8 +295,52 @@ impl Lab {
         );
         let socket = socket?;
         // Every wait is bounded: a receive gives up after WAIT.
-        socket.set_read_timeout(Some(WAIT))?;
+        self.set_timeout(who, &socket, WAIT)?;
         Ok(socket)
+    }
+
+    /// SO_RCVTIMEO: a blocking receive gives up after `timeout` (EAGAIN).
+    fn set_timeout(&self, who: &str, socket: &Socket, timeout: Duration) -> io::Result<()> {
+        self.call(
+            who,
+            sys::setsockopt(
+                socket.as_raw_fd(),
+                "SOL_SOCKET",
+                "SO_RCVTIMEO",
+                format!("{} ms", timeout.as_millis()),
+            ),
+            format!(
+                "socket.set_read_timeout(Some(Duration::from_millis({})))",
+                timeout.as_millis()
+            ),
+        );
+        let result = socket.set_read_timeout(Some(timeout));
+        self.returned(who, &result.as_ref().map(|_| 0).map_err(clone_error));
+        result
+    }
+
+    /// O_NONBLOCK on or off: a call that would wait fails with EAGAIN instead.
+    fn set_nonblocking(&self, who: &str, socket: &Socket, on: bool) -> io::Result<()> {
+        let flags = if on { "O_RDWR|O_NONBLOCK" } else { "O_RDWR" };
+        self.call(
+            who,
+            format!("fcntl({}, F_SETFL, {flags})", socket.as_raw_fd()),
+            format!("socket.set_nonblocking({on})"),
+        );
+        let result = socket.set_nonblocking(on);
+        self.returned(who, &result.as_ref().map(|_| 0).map_err(clone_error));
+        result
+    }
+
+    fn shutdown(&self, who: &str, socket: &Socket, how: Shutdown) -> io::Result<()> {
+        self.call(
+            who,
+            sys::shutdown(socket.as_raw_fd(), how),
+            format!("socket.shutdown(Shutdown::{how:?})"),
+        );
+        let result = socket.shutdown(how);
+        self.returned(who, &result.as_ref().map(|_| 0).map_err(clone_error));
+        result
     }
 
     fn bind(&self, who: &str, socket: &Socket, name: &str) -> io::Result<SockAddr> {
@@ -309,7 +353,17 @@ impl Lab {
         let result = socket.bind(&address);
         self.returned(who, &result.as_ref().map(|_| 0).map_err(clone_error));
         result?;
-        socket.local_addr()
+        self.call(
+            who,
+            sys::getsockname(socket.as_raw_fd()),
+            "socket.local_addr()",
+        );
+        let bound = socket.local_addr();
+        self.returned(
+            who,
+            &bound.as_ref().map(tutor::addr::show).map_err(clone_error),
+        );
+        bound
     }
 
     /// A connected pair. Stream: a listener, a client that connects, the accepted socket.
@@ -342,7 +396,7 @@ impl Lab {
                     .map_err(clone_error),
             );
             let (b, _) = accepted?;
-            b.set_read_timeout(Some(WAIT))?;
+            self.set_timeout("receiver", &b, WAIT)?;
             Ok(Pair {
                 a,
                 b,
@@ -482,7 +536,7 @@ impl Lab {
             );
             let (conn, _) = listener.accept()?;
             self.returned("receiver", &Ok::<_, io::Error>(conn.as_raw_fd()));
-            conn.set_read_timeout(Some(WAIT))?;
+            self.set_timeout("receiver", &conn, WAIT)?;
             let got = self.recv("receiver", &conn, 64)?;
             self.note("the connection existed before accept(): the kernel did the handshake and kept the data");
             Ok(format!(
@@ -517,7 +571,7 @@ impl Lab {
         if ty == Type::STREAM {
             self.wait_for_bytes("receiver", &pair.b, 15)?;
         }
-        let sizes = self.drain_sizes(&pair.b)?;
+        let sizes = self.drain_sizes(&pair.b, ty)?;
         let shown: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
         Ok(format!(
             "3 sends (3, 5, 7 B) -> {} recv: {} B",
@@ -528,18 +582,18 @@ impl Lab {
 
     /// Receives with a 1024-byte buffer, without waiting, until nothing is left; returns
     /// the size of each receive.
-    fn drain_sizes(&self, socket: &Socket) -> io::Result<Vec<usize>> {
-        socket.set_nonblocking(true)?;
+    fn drain_sizes(&self, socket: &Socket, ty: Type) -> io::Result<Vec<usize>> {
+        self.set_nonblocking("receiver", socket, true)?;
         let mut sizes = Vec::new();
         for _ in 0..1000 {
             match self.recv("receiver", socket, 1024) {
-                Ok(data) if data.is_empty() && socket.r#type()? == Type::STREAM => break,
+                Ok(data) if data.is_empty() && ty == Type::STREAM => break,
                 Ok(data) => sizes.push(data.len()),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
         }
-        socket.set_nonblocking(false)?;
+        self.set_nonblocking("receiver", socket, false)?;
         Ok(sizes)
     }
 
@@ -639,10 +693,10 @@ impl Lab {
             pair.a.set_send_buffer_size(4096)?;
             self.returned("sender", &Ok::<_, io::Error>(0));
             // The receiver reads until end of file; a slow trickle must not time it out.
-            pair.b.set_read_timeout(Some(Duration::from_secs(2)))?;
+            self.set_timeout("receiver", &pair.b, Duration::from_secs(2))?;
         }
         let chunk = [b'x'; 1000];
-        pair.a.set_nonblocking(true)?;
+        self.set_nonblocking("sender", &pair.a, true)?;
         self.note("the sender offers 200 messages of 1000 bytes without blocking; the calls are counted, not shown");
         let mut sent_msgs = 0;
         let mut sent_bytes = 0;
@@ -665,13 +719,16 @@ impl Lab {
         }
         if ty == Type::STREAM {
             // The end of the data: a FIN after the last byte the kernel took.
-            pair.a.shutdown(Shutdown::Write)?;
+            self.shutdown("sender", &pair.a, Shutdown::Write)?;
         }
         // The receiver reads everything there is, without waiting for more.
         let mut got_msgs = 0;
         let mut got_bytes = 0;
         let mut buf = [0u8; 4096];
-        pair.b.set_nonblocking(ty == Type::DGRAM)?;
+        if ty == Type::DGRAM {
+            self.set_nonblocking("receiver", &pair.b, true)?;
+        }
+        self.note("the receiver reads everything there is; the calls are counted, not shown");
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
             match (&pair.b).read(&mut buf) {
@@ -703,7 +760,7 @@ impl Lab {
     /// 100 messages numbered 0..99 (4 bytes each); the receiver checks order and duplicates.
     fn order(&self, ty: Type) -> io::Result<String> {
         let pair = self.pair(ty)?;
-        self.note("100 sends of a 4-byte number; the calls are counted, not shown");
+        self.note("100 sends of a 4-byte number, then receives until all 400 bytes came; the calls are counted, not shown");
         for i in 0u32..100 {
             pair.a.send(&i.to_be_bytes())?;
         }

@@ -342,3 +342,23 @@ fn a_unix_datagram_sender_is_held_back_by_its_own_send_buffer() {
         assert_eq!(taken, qlen + 1, "max_dgram_qlen is {qlen}");
     }
 }
+
+/// Every socket call of a row is narrated as strace sees it, except the counted loops of the
+/// pressure and order rows, which the program says it does not show one by one.
+#[test]
+fn the_narration_shows_every_network_call_strace_sees() {
+    use testkit::strace;
+    for family in ["ipv4", "unix"] {
+        for row in ["handshake", "boundaries", "short-buffer", "no-peer", "end"] {
+            let args = ["--family", family, "--only", row];
+            let Some(traced) = strace::trace_network("step9 vs strace", step9(), args, LIMIT)
+            else {
+                return;
+            };
+            assert_eq!(traced.run.code, Some(0), "{}", traced.run.output);
+            let narrated = strace::narrated_network_calls(&traced.run.output);
+            let seen: Vec<String> = traced.calls.iter().map(|c| c.name.clone()).collect();
+            assert_eq!(narrated, seen, "{args:?}\n{}", traced.run.output);
+        }
+    }
+}
