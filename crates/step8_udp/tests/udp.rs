@@ -576,12 +576,18 @@ fn ctrl_c_stops_the_server_and_removes_its_unix_file() {
 
 /// The state column of /proc/net/udp for the socket bound to `port` on 127.0.0.1
 /// (what `ss -uan` shows: 01 ESTAB, 07 UNCONN).
+///
+/// The kernel writes that file in pieces, and a socket can be missed when other sockets come
+/// and go between two pieces (other tests run in parallel): a socket that is not found is
+/// looked for again, a bounded number of times.
 fn udp_state(port: u16) -> Option<String> {
-    let text = std::fs::read_to_string("/proc/net/udp").expect("/proc/net/udp");
     let local = format!("0100007F:{port:04X}");
-    text.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        (fields.get(1) == Some(&local.as_str())).then(|| fields[3].to_owned())
+    (0..50).find_map(|_| {
+        let text = std::fs::read_to_string("/proc/net/udp").expect("/proc/net/udp");
+        text.lines().skip(1).find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(1) == Some(&local.as_str())).then(|| fields[3].to_owned())
+        })
     })
 }
 
