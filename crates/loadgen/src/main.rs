@@ -827,13 +827,11 @@ impl Summary {
                     self.peak_open,
                     self.bytes
                 );
-                if hold {
-                    if let (Some(rss), Some(virt)) = (rss_per, virt_per) {
-                        tutor::outln!(
-                            "server memory per idle connection: {rss:.1} KiB resident (VmRSS), {virt:.1} KiB virtual (VmSize); {} threads while all were held",
-                            threads_held.map_or("?".to_owned(), |t| t.to_string())
-                        );
-                    }
+                if hold && let (Some(rss), Some(virt)) = (rss_per, virt_per) {
+                    tutor::outln!(
+                        "server memory per idle connection: {rss:.1} KiB resident (VmRSS), {virt:.1} KiB virtual (VmSize); {} threads while all were held",
+                        threads_held.map_or("?".to_owned(), |t| t.to_string())
+                    );
                 }
             }
         }

@@ -347,10 +347,10 @@ fn narrated(output: &str) -> BTreeMap<String, Vec<String>> {
         if !line[..at].chars().all(|c| c.is_alphanumeric() || c == ' ') {
             continue;
         }
-        if let Some((key, name)) = key_and_name(&line[at + 3..]) {
-            if TRACED.contains(&name.as_str()) {
-                calls.entry(key).or_default().push(name);
-            }
+        if let Some((key, name)) = key_and_name(&line[at + 3..])
+            && TRACED.contains(&name.as_str())
+        {
+            calls.entry(key).or_default().push(name);
         }
     }
     calls
@@ -395,11 +395,11 @@ fn traced(test: &str, args: &[&str]) -> Option<(String, Calls, Vec<String>)> {
                 line
             }
         });
-        if let Some((key, name)) = key_and_name(line) {
-            if TRACED.contains(&name.as_str()) {
-                calls.entry(key).or_default().push(name);
-                lines.push(line.to_owned());
-            }
+        if let Some((key, name)) = key_and_name(line)
+            && TRACED.contains(&name.as_str())
+        {
+            calls.entry(key).or_default().push(name);
+            lines.push(line.to_owned());
         }
     }
     Some((out.output, calls, lines))
@@ -485,10 +485,10 @@ fn beyond_the_narration_budget_what_is_printed_is_still_true() {
                     line
                 }
             });
-            if let Some((key, name)) = key_and_name(line) {
-                if TRACED.contains(&name.as_str()) {
-                    seen.entry(key).or_default().push(name);
-                }
+            if let Some((key, name)) = key_and_name(line)
+                && TRACED.contains(&name.as_str())
+            {
+                seen.entry(key).or_default().push(name);
             }
         }
         let told = narrated(&done.output);

@@ -242,10 +242,10 @@ fn close_then_write(story: &Narrator, listener: &Socket, local: &SockAddr) -> Re
     if table(&kernel, &ends, None, None) == (None, None) {
         kernel.note("the server's kernel answered the data with a reset (RST): its socket is closed, nothing can read it. Both ends are gone");
     }
-    if let Err(error) = write(&client_say, &client, "client", b"hello?") {
-        if error.kind() == io::ErrorKind::BrokenPipe {
-            client_say.note("(in C this send would also raise SIGPIPE, which ends a process; Rust ignores SIGPIPE, so send just fails)");
-        }
+    if let Err(error) = write(&client_say, &client, "client", b"hello?")
+        && error.kind() == io::ErrorKind::BrokenPipe
+    {
+        client_say.note("(in C this send would also raise SIGPIPE, which ends a process; Rust ignores SIGPIPE, so send just fails)");
     }
     if let Ok(0) = read(&client_say, &client, "client") {
         client_say.note("still end of file: the reset came after the FIN, in CLOSE-WAIT, and Linux reports that as EPIPE, not ECONNRESET");
@@ -497,10 +497,10 @@ fn serve(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
 /// narrated, and the server goes on to the next.
 fn end_connection(say: &Narrator, conn: Socket, how: How) {
     let fd = conn.as_raw_fd();
-    if let Ok(message) = read_and_keep(say, &conn, "conn") {
-        if !message.is_empty() {
-            let _ = write(say, &conn, "conn", &message);
-        }
+    if let Ok(message) = read_and_keep(say, &conn, "conn")
+        && !message.is_empty()
+    {
+        let _ = write(say, &conn, "conn", &message);
     }
     match how {
         How::Close => {

@@ -369,10 +369,11 @@ fn exchange(
 ) -> Result<Vec<u8>, Failure> {
     send_all(say, socket, "socket", data)?;
     let echo = recv_echo(say, socket, data.len(), bufsize);
-    if let Err(Failure::Socket { error, .. }) = &echo {
-        if sock_type == SockType::Dgram && error.kind() == io::ErrorKind::ConnectionRefused {
-            say.note("the datagram reached no UDP socket, so the server's kernel answered with ICMP \"port unreachable\": a datagram socket cannot talk to a TCP server (the seed's SOCK_DGRAM client)");
-        }
+    if let Err(Failure::Socket { error, .. }) = &echo
+        && sock_type == SockType::Dgram
+        && error.kind() == io::ErrorKind::ConnectionRefused
+    {
+        say.note("the datagram reached no UDP socket, so the server's kernel answered with ICMP \"port unreachable\": a datagram socket cannot talk to a TCP server (the seed's SOCK_DGRAM client)");
     }
     echo
 }

@@ -593,10 +593,11 @@ fn connected(story: &Narrator, server: &Socket, places: &Places) -> Result<(), F
         "{sent}: no address needed: it goes to the connected peer"
     ));
     serve_one(&server_say, server, 1024)?;
-    if let Ok(data) = read_answer(&c_say, &c) {
-        if data == b"hi" && stranger_sent {
-            c_say.note("the server's answer, and not the stranger's datagram, which was sent first: a connected datagram socket takes datagrams from its peer only");
-        }
+    if let Ok(data) = read_answer(&c_say, &c)
+        && data == b"hi"
+        && stranger_sent
+    {
+        c_say.note("the server's answer, and not the stranger's datagram, which was sent first: a connected datagram socket takes datagrams from its peer only");
     }
     close(&stranger_say, stranger, &stranger_at);
     close(&c_say, c, &own);

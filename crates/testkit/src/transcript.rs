@@ -143,13 +143,13 @@ pub fn check_block(block: &Block, root: &Path, bin_dir: &Path) -> Result<(), Str
 }
 
 fn report_unshown_failure(last: &Option<(String, Finished)>, problems: &mut Vec<String>) {
-    if let Some((command, finished)) = last {
-        if finished.code != Some(0) {
-            problems.push(format!(
-                "`{command}` exited with {:?}, but the transcript does not show it: add `$ echo $?`",
-                finished.code
-            ));
-        }
+    if let Some((command, finished)) = last
+        && finished.code != Some(0)
+    {
+        problems.push(format!(
+            "`{command}` exited with {:?}, but the transcript does not show it: add `$ echo $?`",
+            finished.code
+        ));
     }
 }
 
