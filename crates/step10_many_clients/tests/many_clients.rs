@@ -776,3 +776,42 @@ fn an_edge_triggered_event_comes_once_per_arrival_not_while_bytes_remain() {
         "the bytes the first event reported were all still there"
     );
 }
+
+/// Lesson 10 copies its measured tables from bench/results.md. Every number of five or more
+/// digits in the lesson's "Measured" section (round trips per second, connection counts,
+/// MB/s figures' whole parts are shorter) must be in bench/results.md, and the lesson must
+/// give the date of that run: a re-run of scripts/bench.sh that is not copied into the lesson
+/// fails here.
+#[test]
+fn the_lessons_measured_numbers_are_those_of_bench_results() {
+    let root = testkit::root();
+    let lesson = std::fs::read_to_string(root.join("lessons/10-many-clients.md")).expect("lesson");
+    let results = std::fs::read_to_string(root.join("bench/results.md")).expect("results");
+    let start = lesson.find("## Measured").expect("a Measured section");
+    let end = lesson[start..]
+        .find("\n## Look from outside")
+        .map_or(lesson.len(), |at| start + at);
+    let measured = &lesson[start..end];
+    let numbers: Vec<&str> = measured
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|n| n.len() >= 5)
+        .collect();
+    assert!(numbers.len() >= 10, "the section quotes measured numbers");
+    let missing: Vec<&&str> = numbers
+        .iter()
+        .filter(|n| !results.contains(**n) && **n != "10000" && **n != "100000")
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "lessons/10-many-clients.md quotes numbers that bench/results.md does not have: {missing:?}"
+    );
+    let date = results
+        .split("on ")
+        .nth(1)
+        .and_then(|rest| rest.get(..10))
+        .expect("results.md says when it was measured");
+    assert!(
+        measured.contains(date),
+        "the lesson does not say the run was on {date}"
+    );
+}
