@@ -15,6 +15,8 @@
 //! - [`sys`]: system calls written as `strace` writes them, for the narration.
 //! - [`observe`]: looking at a socket from outside, as `ls -l /proc/PID/fd` and `ss` do.
 //! - [`interrupt`]: Ctrl-C handling, so a server stops cleanly.
+//! - [`turns`]: turn-taking between a demo's server and its clients in one process, so
+//!   the story is told in the same order on every run.
 
 pub mod addr;
 pub mod cli;
@@ -23,6 +25,7 @@ pub mod interrupt;
 pub mod narrate;
 pub mod observe;
 pub mod sys;
+pub mod turns;
 
 use std::io;
 use std::process::ExitCode;

@@ -1,0 +1,140 @@
+//! Turn-taking for a `--demo` whose server and clients run in one process.
+//!
+//! Two threads printing at once would tell the story in a different order on every run. So
+//! the server tells the demo's client each time it is about to wait in a call
+//! ([`Turns::tell`]), and once that call has returned it waits for the client to say that
+//! it has finished its move ([`Turns::wait_for_clients`]). The client, for its part, acts
+//! only once the server's thread is asleep inside the call (the kernel's
+//! `/proc/PID/task/TID/stat` says `S`, and `/proc/PID/task/TID/syscall` names the call), so
+//! that even `strace` sees the calls in the order the narration prints them.
+//!
+//! Each step names its own moments (an enum implementing [`Moment`]). Outside the demo
+//! nobody listens, and both of the server's calls do nothing. Nothing here makes a socket
+//! call.
+
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::{Duration, Instant};
+
+/// How long either side waits for the other before giving up (the demo then fails).
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// A point in a step's server loop, told just before the server makes a call.
+pub trait Moment: Copy + Eq + Send + 'static {
+    /// The number of the system call the server makes at this moment (`libc::SYS_accept4`),
+    /// if it can wait in it.
+    fn call(self) -> Option<i64>;
+}
+
+/// The server's side.
+pub struct Turns<M: Moment> {
+    tell: Option<Sender<M>>,
+    done: Option<Receiver<()>>,
+}
+
+impl<M: Moment> Turns<M> {
+    /// Outside the demo: nobody listens.
+    pub fn none() -> Turns<M> {
+        Turns {
+            tell: None,
+            done: None,
+        }
+    }
+
+    /// The server's side and the client's side of a demo. Call it on the server's thread:
+    /// the client watches the thread that called it.
+    pub fn demo() -> (Turns<M>, Stage<M>) {
+        let (tell, moments) = mpsc::channel();
+        let (done, acknowledged) = mpsc::channel();
+        let thread = format!("/proc/self/task/{}/stat", std::process::id());
+        (
+            Turns {
+                tell: Some(tell),
+                done: Some(acknowledged),
+            },
+            Stage {
+                moments,
+                done,
+                server_stat: thread,
+            },
+        )
+    }
+
+    /// Tells the client where the server is.
+    pub fn tell(&self, moment: M) {
+        if let Some(tell) = &self.tell {
+            let _ = tell.send(moment);
+        }
+    }
+
+    /// Waits until the client has made its move for the moment last told.
+    pub fn wait_for_clients(&self) {
+        if let Some(done) = &self.done {
+            let _ = done.recv_timeout(LIMIT);
+        }
+    }
+}
+
+/// The client's side.
+pub struct Stage<M: Moment> {
+    moments: Receiver<M>,
+    done: Sender<()>,
+    server_stat: String,
+}
+
+impl<M: Moment> Stage<M> {
+    /// Waits until the server reaches `wanted` (letting it pass every other moment), and,
+    /// when its call there can block, until it is asleep in that call. Returns `false` if the
+    /// server never got there.
+    pub fn wait_for(&self, wanted: M) -> bool {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.moments.recv_timeout(left) {
+                Ok(moment) if moment == wanted => {
+                    if let Some(call) = moment.call() {
+                        self.wait_until_asleep_in(call);
+                    }
+                    return true;
+                }
+                Ok(_) => self.done(),
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Lets the server go on: the client's move is over.
+    pub fn done(&self) {
+        let _ = self.done.send(());
+    }
+
+    /// Whether the server's thread sleeps in the kernel: the state field of its
+    /// `/proc/PID/task/TID/stat` is `S`.
+    pub fn server_sleeps(&self) -> bool {
+        std::fs::read_to_string(&self.server_stat).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('S'))
+        })
+    }
+
+    /// The number of the system call the server's thread is in, from
+    /// `/proc/PID/task/TID/syscall` (its first field), and that file's path.
+    pub fn server_syscall(&self) -> (Option<i64>, String) {
+        let path = self.server_stat.replace("/stat", "/syscall");
+        let number = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse().ok());
+        (number, path)
+    }
+
+    /// Waits (at most two seconds) until the server's thread sleeps inside system call
+    /// `call`: its state is `S` and `/proc/PID/task/TID/syscall` names the call. (Asleep
+    /// in accept4, the server has already taken the descriptor its connection will get.)
+    fn wait_until_asleep_in(&self, call: i64) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !(self.server_sleeps() && self.server_syscall().0 == Some(call))
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
