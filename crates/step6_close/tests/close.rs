@@ -336,6 +336,23 @@ fn so_linger_0_aborts_with_a_reset_and_leaves_no_time_wait() {
     assert_eq!(error.kind(), ErrorKind::BrokenPipe);
 }
 
+#[test]
+fn a_reset_is_reported_once_to_whichever_call_comes_first() {
+    // The table's rows for a reset: when the other end sends before it reads, the send gets
+    // ECONNRESET; only after the reset has been reported do sends fail with EPIPE.
+    let (listener, at) = listener(false);
+    let (client, conn, client_at) = connect(&listener, at);
+    conn.set_linger(Some(Duration::ZERO)).expect("SO_LINGER");
+    drop(conn);
+    wait_for(client_at, at, None);
+    let error = client.send(b"x").expect_err("a reset");
+    assert_eq!(error.kind(), ErrorKind::ConnectionReset, "{error}");
+    let error = client.send(b"x").expect_err("EPIPE");
+    assert_eq!(error.kind(), ErrorKind::BrokenPipe, "{error}");
+    let mut reader = &client;
+    assert_eq!(reader.read(&mut [0u8; 8]).expect("EOF"), 0);
+}
+
 fn counted_at_least_once(out: &Finished, counter: &str) -> bool {
     out.lines_with(&format!("TcpExt {counter} went up by "))
         .filter_map(|l| {
