@@ -343,6 +343,45 @@ fn a_unix_datagram_sender_is_held_back_by_its_own_send_buffer() {
     }
 }
 
+#[test]
+fn a_unix_socket_file_whose_socket_is_closed_refuses() {
+    // Lesson 9: a path with no file is ENOENT, but a file left behind by a closed socket is
+    // ECONNREFUSED, for a stream's connect and a datagram's send_to alike.
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let dir = std::env::temp_dir().join(format!("step9-stale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for (ty, name) in [(Type::STREAM, "stream.sock"), (Type::DGRAM, "dgram.sock")] {
+        let path = dir.join(name);
+        let address = SockAddr::unix(&path).expect("path");
+        let server = Socket::new(Domain::UNIX, ty, None).expect("socket");
+        server.bind(&address).expect("bind");
+        if ty == Type::STREAM {
+            server.listen(1).expect("listen");
+        }
+        drop(server);
+        assert!(path.exists(), "close leaves the socket file behind");
+        let client = Socket::new(Domain::UNIX, ty, None).expect("socket");
+        let error = if ty == Type::STREAM {
+            client.connect(&address).expect_err("refused")
+        } else {
+            client.send_to(b"anyone?", &address).expect_err("refused")
+        };
+        assert_eq!(
+            error.raw_os_error(),
+            Some(libc::ECONNREFUSED),
+            "{name}: {error}"
+        );
+        let missing = SockAddr::unix(dir.join("missing.sock")).expect("path");
+        let error = if ty == Type::STREAM {
+            client.connect(&missing).expect_err("no file")
+        } else {
+            client.send_to(b"anyone?", &missing).expect_err("no file")
+        };
+        assert_eq!(error.raw_os_error(), Some(libc::ENOENT), "{name}: {error}");
+    }
+    std::fs::remove_dir_all(&dir).expect("remove temp dir");
+}
+
 /// Every socket call of a row is narrated as strace sees it, except the counted loops of the
 /// pressure and order rows, which the program says it does not show one by one.
 #[test]
