@@ -119,6 +119,46 @@ fn tiny_buffers_still_echo_every_byte() {
 
 /// The byte counts of every narrated recv result: the `<- N` line that answers a
 /// `-> recvfrom(` line of the same actor (the text before the arrow).
+#[test]
+fn a_blocking_send_is_short_only_when_its_send_timeout_runs_out() {
+    // Lesson 5: a blocking send waits for room; with SO_SNDTIMEO it returns what it took so
+    // far when the time runs out, and EAGAIN when it could take nothing at all.
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+    listener
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    listener.listen(1).expect("listen");
+    let sender = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+    sender.set_send_buffer_size(4096).expect("SO_SNDBUF");
+    sender
+        .set_write_timeout(Some(Duration::from_millis(100)))
+        .expect("SO_SNDTIMEO");
+    sender
+        .connect(&listener.local_addr().expect("address"))
+        .expect("connect");
+    let (receiver, _) = listener.accept().expect("accept");
+    receiver.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let data = vec![7u8; 4 << 20];
+    let started = Instant::now();
+    let taken = sender.send(&data).expect("a short send");
+    assert!(
+        taken > 0 && taken < data.len(),
+        "took {taken} of {} bytes",
+        data.len()
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(90),
+        "it waited first"
+    );
+    let error = sender.send(&data).expect_err("no room at all");
+    assert_eq!(
+        error.kind(),
+        std::io::ErrorKind::WouldBlock,
+        "EAGAIN: {error}"
+    );
+    drop(receiver);
+}
+
 fn recv_results(output: &str) -> Vec<usize> {
     let mut results = Vec::new();
     let mut waiting: Vec<String> = Vec::new();
