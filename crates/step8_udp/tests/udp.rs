@@ -418,6 +418,44 @@ fn a_unix_client_needs_its_own_path_for_the_answer() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn a_unix_datagram_socket_bound_to_an_empty_path_gets_an_abstract_name() {
+    // Lesson 8: no ephemeral ports, but Linux's autobind: a bind with an empty path gives the
+    // socket a name of the kernel's choosing in the abstract namespace, and an answer finds it.
+    let dir = unique_dir("autobind");
+    let path = dir.join("server.sock");
+    let server = Socket::new(Domain::UNIX, Type::DGRAM, None).expect("socket");
+    server
+        .bind(&SockAddr::unix(&path).expect("path"))
+        .expect("bind");
+    server
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("SO_RCVTIMEO");
+    let client = Socket::new(Domain::UNIX, Type::DGRAM, None).expect("socket");
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("SO_RCVTIMEO");
+    assert!(client.local_addr().expect("getsockname").is_unnamed());
+    client
+        .bind(&SockAddr::unix("").expect("empty path"))
+        .expect("autobind");
+    let name = client.local_addr().expect("getsockname");
+    let chosen = name.as_abstract_namespace().expect("an abstract name");
+    assert!(!chosen.is_empty(), "{name:?}");
+    client
+        .send_to(b"hi", &SockAddr::unix(&path).expect("path"))
+        .expect("send_to");
+    let (_, from) = server
+        .recv_from_with_flags(&mut [], libc::MSG_PEEK)
+        .expect("peek");
+    assert_eq!(from.as_abstract_namespace(), Some(chosen));
+    assert_eq!(recv(&server, 16).expect("recv"), b"hi");
+    server.send_to(b"back", &from).expect("answer");
+    assert_eq!(recv(&client, 16).expect("the answer"), b"back");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn demo(args: &[&str]) -> Finished {
     let mut all = vec!["--demo"];
     all.extend_from_slice(args);
