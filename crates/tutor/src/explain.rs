@@ -84,7 +84,7 @@ pub fn hint(call: &str, error: &io::Error) -> (&'static str, Option<&'static str
     let Some(code) = error.raw_os_error() else {
         return match error.kind() {
             io::ErrorKind::TimedOut => (
-                "no answer in time: the peer's kernel did not complete the handshake (a full accept queue, a firewall that drops packets, or a host that is down)",
+                "no answer in time: the peer's kernel did not complete the handshake (a full accept queue, or a firewall that drops packets)",
                 Some("lessons/03-listen.md"),
             ),
             _ => ("", None),
@@ -139,7 +139,7 @@ pub fn hint(call: &str, error: &io::Error) -> (&'static str, Option<&'static str
             CREATE,
         ),
         ("connect", libc::ECONNREFUSED) => (
-            "nothing listens at that address: the peer's kernel answered with a reset; start the server first, or check --host and --port",
+            "nothing listens at that address: the peer's kernel answered with a reset (or, for a unix socket, the file is there but no socket is bound to it); start the server first, or check --host and --port (or --path)",
             Some("lessons/07-connect.md"),
         ),
         // Any other call: a datagram socket. A TCP reset after connect is ECONNRESET instead.
@@ -148,11 +148,11 @@ pub fn hint(call: &str, error: &io::Error) -> (&'static str, Option<&'static str
             Some("lessons/08-udp.md"),
         ),
         (_, libc::ETIMEDOUT) => (
-            "the peer never answered: its host may be down, or a firewall drops the packets",
+            "the peer never answered: a firewall may drop the packets, or the host is unreachable",
             Some("lessons/07-connect.md"),
         ),
         (_, libc::ECONNRESET) => (
-            "the peer reset the connection: it closed with data unread, aborted (SO_LINGER 0), or its listening socket or process went away",
+            "the peer reset the connection: it closed with data unread, aborted (SO_LINGER 0), or its listening socket closed with this connection still queued",
             Some("lessons/06-close.md"),
         ),
         (_, libc::EPIPE) => (
