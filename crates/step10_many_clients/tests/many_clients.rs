@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use testkit::process::{Running, run, run_command};
+use testkit::python3;
 
 const LIMIT: Duration = Duration::from_secs(30);
 /// How long a client waits for an echo that must come.
@@ -574,17 +575,6 @@ fn the_python_baselines_speak_the_same_protocol() {
         assert!(out.says("round_trips=200"), "{script}: {}", out.output);
         drop(server);
     }
-}
-
-/// The real python3 executable (not a pyenv shim script), if there is one.
-fn python3() -> Option<std::path::PathBuf> {
-    let python = testkit::which("python3")?;
-    let out = Command::new(python)
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .ok()?;
-    let exe = String::from_utf8(out.stdout).ok()?;
-    Some(std::path::PathBuf::from(exe.trim()))
 }
 
 #[test]

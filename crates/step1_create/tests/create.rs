@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use testkit::process::{Running, run};
+use testkit::python3;
 use testkit::strace;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -267,17 +268,6 @@ fn sock_cloexec_keeps_the_socket_out_of_programs_we_start() {
         child_sees(without.as_raw_fd()),
         "new_raw does not, and the child inherits it"
     );
-}
-
-/// The real python3 executable (not a pyenv shim script), if there is one.
-fn python3() -> Option<std::path::PathBuf> {
-    let python = testkit::which("python3")?;
-    let out = std::process::Command::new(python)
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .ok()?;
-    let exe = String::from_utf8(out.stdout).ok()?;
-    Some(std::path::PathBuf::from(exe.trim()))
 }
 
 #[test]

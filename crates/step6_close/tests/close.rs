@@ -2,12 +2,13 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use testkit::process::{Finished, Running, run, run_command, run_separately};
+use testkit::python3;
 use testkit::strace;
 use tutor::observe::{self, TcpState};
 
@@ -582,17 +583,6 @@ fn close_ends_the_connection_only_when_the_last_descriptor_goes() {
     copy.shutdown(Shutdown::Write).expect("shutdown");
     assert_eq!(reader.read(&mut buf).expect("EOF"), 0);
     wait_for(at, client_at, Some(TcpState::FinWait2));
-}
-
-/// The real python3 executable (not a pyenv shim script), if there is one.
-fn python3() -> Option<PathBuf> {
-    let python = testkit::which("python3")?;
-    let out = Command::new(python)
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .ok()?;
-    let exe = String::from_utf8(out.stdout).ok()?;
-    Some(PathBuf::from(exe.trim()))
 }
 
 #[test]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use testkit::process::{Finished, Running, Separate, run, run_command, run_separately};
+use testkit::python3;
 use testkit::strace;
 use tutor::observe;
 
@@ -527,17 +528,6 @@ fn ipv6_connects_to_the_ipv6_loopback() {
     assert!(out.says("<- [::1]:"), "{}", out.output);
     assert!(out.says("echo: six"), "{}", out.output);
     assert_eq!(server.join().expect("the server thread"), 3);
-}
-
-/// The real python3 executable (not a pyenv shim script), if there is one.
-fn python3() -> Option<PathBuf> {
-    let python = testkit::which("python3")?;
-    let out = Command::new(python)
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .ok()?;
-    let exe = String::from_utf8(out.stdout).ok()?;
-    Some(PathBuf::from(exe.trim()))
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use testkit::process::{Finished, Running, run};
+use testkit::python3;
 use testkit::strace;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -646,15 +647,6 @@ fn a_connected_datagram_socket_is_listed_as_estab_though_nothing_was_sent() {
         "ESTAB after connect"
     );
     assert!(nothing_waits(&server), "and nothing was sent");
-}
-
-/// The real python3 executable (not a pyenv shim script), if there is one.
-fn python3() -> Option<PathBuf> {
-    let out = std::process::Command::new(testkit::which("python3")?)
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .ok()?;
-    Some(String::from_utf8(out.stdout).ok()?.trim().into())
 }
 
 #[test]

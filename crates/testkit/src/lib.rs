@@ -79,6 +79,18 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// The real python3 executable, past any shim script (pyenv's `python3` on `PATH` is a shell
+/// script, which strace and process counts would see instead of Python), if there is one.
+pub fn python3() -> Option<PathBuf> {
+    let out = Command::new(which("python3")?)
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()?;
+    let exe = String::from_utf8(out.stdout).ok()?;
+    let exe = exe.trim();
+    (!exe.is_empty()).then(|| PathBuf::from(exe))
+}
+
 /// Prints why a test is skipping, where `cargo test` shows it (run with `--nocapture` to
 /// see it; the test still passes, so the reason must be honest and specific).
 pub fn skip(test: &str, reason: &str) {

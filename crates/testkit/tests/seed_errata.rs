@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
+use testkit::python3;
 
 /// A connected TCP pair on loopback: (client, server's end).
 fn tcp_pair() -> (TcpStream, TcpStream) {
@@ -57,15 +58,6 @@ fn udp_loses_what_a_small_recv_did_not_take() {
     let mut big = [0u8; 64];
     let (n, _) = receiver.recv_from(&mut big).expect("recv");
     assert_eq!(&big[..n], b"second", "the next datagram: 456789 is gone");
-}
-
-/// The real python3 executable (not a pyenv shim script), if there is one.
-fn python3() -> Option<std::path::PathBuf> {
-    let out = std::process::Command::new(testkit::which("python3")?)
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .ok()?;
-    Some(String::from_utf8(out.stdout).ok()?.trim().into())
 }
 
 #[test]
