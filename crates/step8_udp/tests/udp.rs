@@ -63,20 +63,8 @@ fn free_port() -> u16 {
 
 /// The Udp OutDatagrams counter of /proc/net/snmp (what `nstat -az UdpOutDatagrams` shows).
 fn udp_out_datagrams() -> u64 {
-    let text = std::fs::read_to_string("/proc/net/snmp").expect("/proc/net/snmp");
-    let mut lines = text.lines().filter(|l| l.starts_with("Udp:"));
-    let names = lines.next().expect("the names");
-    let values = lines.next().expect("the values");
-    let at = names
-        .split_whitespace()
-        .position(|n| n == "OutDatagrams")
-        .expect("OutDatagrams");
-    values
-        .split_whitespace()
-        .nth(at)
-        .expect("a value")
-        .parse()
-        .expect("a number")
+    tutor::observe::netstat_counter("Udp", "OutDatagrams")
+        .expect("/proc/net/snmp has Udp OutDatagrams")
 }
 
 fn unique_dir(name: &str) -> PathBuf {

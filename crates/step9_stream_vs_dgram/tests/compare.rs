@@ -160,20 +160,8 @@ fn unix_datagrams_are_reliable_and_a_missing_peer_is_enoent() {
 
 /// Udp RcvbufErrors from /proc/net/snmp (`nstat -az UdpRcvbufErrors`).
 fn rcvbuf_errors() -> u64 {
-    let text = std::fs::read_to_string("/proc/net/snmp").expect("/proc/net/snmp");
-    let mut lines = text.lines().filter(|l| l.starts_with("Udp:"));
-    let names = lines.next().expect("names");
-    let values = lines.next().expect("values");
-    let at = names
-        .split_whitespace()
-        .position(|n| n == "RcvbufErrors")
-        .expect("RcvbufErrors");
-    values
-        .split_whitespace()
-        .nth(at)
-        .expect("a value")
-        .parse()
-        .expect("a number")
+    tutor::observe::netstat_counter("Udp", "RcvbufErrors")
+        .expect("/proc/net/snmp has Udp RcvbufErrors")
 }
 
 #[test]

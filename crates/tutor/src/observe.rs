@@ -166,17 +166,23 @@ fn parse_hex_address(text: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-/// A counter of the kernel's network statistics, as `nstat -az` prints it: `netstat_counter(
-/// "TcpExt", "ListenOverflows")` reads `/proc/net/netstat`. The counters belong to the whole
-/// network namespace, so other programs' events count too.
+/// A counter of the kernel's network statistics, as `nstat -az` prints it (`TcpExtListenOverflows`
+/// is `netstat_counter("TcpExt", "ListenOverflows")`, `UdpRcvbufErrors` is
+/// `netstat_counter("Udp", "RcvbufErrors")`), read from `/proc/net/netstat` or
+/// `/proc/net/snmp`, whichever has the group. The counters belong to the whole network
+/// namespace, so other programs' events count too.
 pub fn netstat_counter(group: &str, name: &str) -> Option<u64> {
-    let text = fs::read_to_string("/proc/net/netstat").ok()?;
     let prefix = format!("{group}:");
-    let mut lines = text.lines().filter(|l| l.starts_with(&prefix));
-    let names = lines.next()?;
-    let values = lines.next()?;
-    let at = names.split_whitespace().position(|n| n == name)?;
-    values.split_whitespace().nth(at)?.parse().ok()
+    ["/proc/net/netstat", "/proc/net/snmp"]
+        .iter()
+        .find_map(|file| {
+            let text = fs::read_to_string(file).ok()?;
+            let mut lines = text.lines().filter(|l| l.starts_with(&prefix));
+            let names = lines.next()?;
+            let values = lines.next()?;
+            let at = names.split_whitespace().position(|n| n == name)?;
+            values.split_whitespace().nth(at)?.parse().ok()
+        })
 }
 
 /// Blocks until the learner presses Enter, or until standard input ends.
