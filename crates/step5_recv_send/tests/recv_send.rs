@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use testkit::process::{Finished, Running, run, run_command, run_separately};
+use testkit::process::{Finished, Running, run, run_command};
 use testkit::strace;
 use tutor::observe;
 
@@ -514,22 +514,8 @@ fn the_narration_shows_every_network_call_strace_sees() {
 }
 
 fn fails(args: &[&str], code: i32, needle: &str) {
-    let mut command = Command::new(step5());
-    command
-        .args(args)
-        .env("RES_OPTIONS", "timeout:1 attempts:1");
-    let out = run_separately(command, LIMIT);
-    assert_eq!(out.code, Some(code), "{args:?}: {}", out.stderr);
-    let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "{args:?}: one line on stderr: {}",
-        out.stderr
-    );
-    assert!(lines[0].starts_with("error: "), "{}", lines[0]);
-    assert!(lines[0].contains(needle), "{args:?}: {}", lines[0]);
-    assert!(!out.stderr.contains("panicked"));
+    let line = testkit::process::fails_in_one_line(step5(), args, code);
+    assert!(line.contains(needle), "{args:?}: {line}");
 }
 
 #[test]

@@ -91,6 +91,45 @@ pub fn run_separately(mut command: Command, limit: Duration) -> Separate {
     }
 }
 
+/// Runs `program` with `args` (a DNS lookup bounded to one try of one second), checks that
+/// it failed the way the course's conventions say: exit code `code`, exactly one line on
+/// stderr that starts with `error: `, and no panic. Returns that line.
+pub fn fails_in_one_line(program: &Path, args: &[&str], code: i32) -> String {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env("RES_OPTIONS", "timeout:1 attempts:1");
+    let out = run_separately(command, Duration::from_secs(30));
+    assert_one_line_failure(
+        &format!("{} {}", program.display(), args.join(" ")),
+        code,
+        &out,
+    );
+    out.stderr.trim_end().to_owned()
+}
+
+/// Checks a finished run the way [`fails_in_one_line`] does; `what` names it in messages.
+pub fn assert_one_line_failure(what: &str, code: i32, out: &Separate) {
+    assert_eq!(
+        out.code,
+        Some(code),
+        "{what}: exit code; stderr: {}",
+        out.stderr
+    );
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{what}: one line on stderr, got:\n{}",
+        out.stderr
+    );
+    assert!(lines[0].starts_with("error: "), "{what}: {}", lines[0]);
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains("panicked"), "{what} panicked:\n{text}");
+        assert!(!text.contains("RUST_BACKTRACE"), "{what}:\n{text}");
+    }
+}
+
 fn read_all_in_background(mut reader: impl Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {

@@ -39,25 +39,7 @@ fn help(step: &str) -> String {
 /// Checks that a run failed the way the conventions say: the exit code, and exactly one line
 /// on stderr that starts with "error:", and no panic.
 fn assert_one_line_failure(step: &str, args: &[&str], code: i32, out: &Separate) {
-    let what = format!("{step} {}", args.join(" "));
-    assert_eq!(
-        out.code,
-        Some(code),
-        "{what}: exit code; stderr: {}",
-        out.stderr
-    );
-    let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "{what}: one line on stderr, got:\n{}",
-        out.stderr
-    );
-    assert!(lines[0].starts_with("error: "), "{what}: {}", lines[0]);
-    for text in [&out.stdout, &out.stderr] {
-        assert!(!text.contains("panicked"), "{what} panicked:\n{text}");
-        assert!(!text.contains("RUST_BACKTRACE"), "{what}:\n{text}");
-    }
+    testkit::process::assert_one_line_failure(&format!("{step} {}", args.join(" ")), code, out);
 }
 
 #[test]
