@@ -586,18 +586,7 @@ fn step_specific_bad_flags_get_one_line_and_exit_2() {
         vec!["--demo", "--port", "8080"],
         vec!["--demo", "--max-clients", "3"],
     ] {
-        let out = testkit::process::run_separately(
-            {
-                let mut c = Command::new(step10());
-                c.args(&args);
-                c
-            },
-            LIMIT,
-        );
-        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
-        let lines: Vec<&str> = out.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "{args:?}: {}", out.stderr);
-        assert!(lines[0].starts_with("error: "), "{args:?}: {}", lines[0]);
+        testkit::process::fails_in_one_line(step10(), &args, 2);
     }
 }
 

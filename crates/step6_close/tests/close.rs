@@ -1017,14 +1017,7 @@ fn bad_command_lines_get_one_line_and_exit_2() {
         vec!["--family", "unix"],
         vec!["--family", "unix", "--demo"],
     ] {
-        let mut command = Command::new(step6());
-        command.args(&args);
-        let out = run_separately(command, LIMIT);
-        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
-        let lines: Vec<&str> = out.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "{args:?}: {}", out.stderr);
-        assert!(lines[0].starts_with("error: "), "{args:?}: {}", lines[0]);
-        assert!(!out.stderr.contains("panicked"), "{args:?}");
+        testkit::process::fails_in_one_line(step6(), &args, 2);
     }
 }
 
