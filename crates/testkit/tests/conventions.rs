@@ -193,6 +193,31 @@ fn a_closed_stdout_is_no_reason_to_panic() {
     }
 }
 
+/// A server that serves until stopped (no --max-clients) stops cleanly on Ctrl-C: it says
+/// so and exits 0. (Steps 2 and 4 also check that a unix socket file is removed.)
+#[test]
+fn every_server_stops_cleanly_on_ctrl_c() {
+    let mut servers = 0;
+    for step in steps() {
+        if !help(&step).contains("--max-clients <") {
+            continue;
+        }
+        servers += 1;
+        let mut server = testkit::process::Running::start(&testkit::bin(&step), ["--port", "0"]);
+        server.wait_ready(LIMIT);
+        server.signal(2); // SIGINT, what Ctrl-C sends
+        let done = server.finish(LIMIT);
+        assert_eq!(done.code, Some(0), "{step}: {}", done.output);
+        assert!(
+            done.output.contains("Ctrl-C: stopping"),
+            "{step}: {}",
+            done.output
+        );
+        assert!(!done.output.contains("panicked"), "{step}: {}", done.output);
+    }
+    assert!(servers >= 4, "the servers of steps 4, 5, 6 and 10 at least");
+}
+
 #[test]
 fn colour_follows_color_and_no_color() {
     let step = "step1_create";
