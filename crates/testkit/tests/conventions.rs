@@ -193,6 +193,35 @@ fn a_closed_stdout_is_no_reason_to_panic() {
     }
 }
 
+/// Every demo runs over each family its step offers: it tells its story (exit 0) or, where a
+/// family makes no sense for the step, says so in one line (exit 2). Never a socket error or a
+/// panic.
+#[test]
+fn every_demo_runs_over_ipv6_and_unix_or_says_why_not() {
+    let ipv6 = std::net::TcpListener::bind("[::1]:0").is_ok();
+    for step in steps() {
+        if !help(&step).contains("--family <") {
+            continue;
+        }
+        for family in ["ipv6", "unix"] {
+            if family == "ipv6" && !ipv6 {
+                testkit::skip("demos over ipv6", "this machine has no ::1");
+                continue;
+            }
+            let args = ["--demo", "--family", family];
+            let out = run_step(&step, &args);
+            match out.code {
+                Some(0) => assert!(out.stdout.contains("-> "), "{step} {family}: narrates"),
+                Some(2) => assert_one_line_failure(&step, &args, 2, &out),
+                other => panic!(
+                    "{step} --demo --family {family}: exit {other:?}\n{}\n{}",
+                    out.stdout, out.stderr
+                ),
+            }
+        }
+    }
+}
+
 /// A server that serves until stopped (no --max-clients) stops cleanly on Ctrl-C: it says
 /// so and exits 0. (Steps 2 and 4 also check that a unix socket file is removed.)
 #[test]
