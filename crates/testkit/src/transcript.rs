@@ -25,6 +25,9 @@
 //!   `...` matches any number of lines, none included.
 //! - `console requires=strace` marks a block that needs a program that may not be
 //!   installed; without it the block is skipped, and the skip is reported.
+//! - A word that starts with `/tmp/` names a file in a directory of the block's own, so that
+//!   transcripts run in parallel (or by two test runs at once) never share a file; in the
+//!   output, that directory reads `/tmp` again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -102,6 +105,29 @@ pub fn blocks(markdown: &str, file: &str) -> Vec<Block> {
 
 /// The outcome of running a block: `Ok` or a readable account of every difference.
 pub fn check_block(block: &Block, root: &Path, bin_dir: &Path) -> Result<(), String> {
+    let scratch = scratch_dir();
+    let result = check_block_in(block, root, bin_dir, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+/// A new, empty directory for one block's `/tmp/` files.
+fn scratch_dir() -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("transcript-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory for a transcript");
+    dir
+}
+
+fn check_block_in(
+    block: &Block,
+    root: &Path,
+    bin_dir: &Path,
+    scratch: &Path,
+) -> Result<(), String> {
     let mut problems = Vec::new();
     let mut last: Option<(String, Finished)> = None;
     for step in &block.commands {
@@ -122,7 +148,7 @@ pub fn check_block(block: &Block, root: &Path, bin_dir: &Path) -> Result<(), Str
             continue;
         }
         report_unshown_failure(&last, &mut problems);
-        let command = match prepare(&step.command, root, bin_dir) {
+        let command = match prepare_in(&step.command, root, bin_dir, Some(scratch)) {
             Ok(command) => command,
             Err(message) => {
                 problems.push(format!("line {}: {message}", step.line));
@@ -130,7 +156,10 @@ pub fn check_block(block: &Block, root: &Path, bin_dir: &Path) -> Result<(), Str
                 continue;
             }
         };
-        let finished = run_command(command, COMMAND_LIMIT);
+        let mut finished = run_command(command, COMMAND_LIMIT);
+        finished.output = finished
+            .output
+            .replace(&scratch.display().to_string(), "/tmp");
         compare(step, &finished.output, &mut problems);
         last = Some((step.command.clone(), finished));
     }
@@ -200,7 +229,27 @@ fn first_difference(expected: &[&str], actual: &[&str]) -> String {
 
 /// Turns a transcript's command line into a command to run.
 pub fn prepare(line: &str, root: &Path, bin_dir: &Path) -> Result<Command, String> {
+    prepare_in(line, root, bin_dir, None)
+}
+
+/// [`prepare`], with words that start with `/tmp/` moved into `scratch`.
+fn prepare_in(
+    line: &str,
+    root: &Path,
+    bin_dir: &Path,
+    scratch: Option<&Path>,
+) -> Result<Command, String> {
     let words = split_words(line)?;
+    let words: Vec<String> = match scratch {
+        Some(dir) => words
+            .into_iter()
+            .map(|w| match w.strip_prefix("/tmp/") {
+                Some(rest) => dir.join(rest).display().to_string(),
+                None => w,
+            })
+            .collect(),
+        None => words,
+    };
     let mut env = HashMap::new();
     let mut rest = words.as_slice();
     while let Some((first, tail)) = rest.split_first() {
@@ -359,6 +408,23 @@ pub fn line_matches(pattern: &str, line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tmp_words_move_into_the_blocks_own_directory() {
+        let scratch = Path::new("/x/scratch");
+        let command = prepare_in(
+            "sed -e s/a/b/ /tmp/log",
+            Path::new("/"),
+            Path::new("/bin"),
+            Some(scratch),
+        )
+        .expect("a command");
+        let args: Vec<String> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(args, ["-e", "s/a/b/", "/x/scratch/log"]);
+    }
 
     #[test]
     fn wildcards_match_what_varies_and_nothing_else() {
