@@ -165,7 +165,7 @@ fn serve(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
     say.call(sys::close(fd), "drop(listener)");
     drop(listener);
     say.returned("done");
-    remove_socket_file(say, &local);
+    interrupt::remove_socket_file(say, &local);
     summarise(say, model, &served?);
     Ok(())
 }
@@ -211,7 +211,7 @@ fn listen(
     );
     let listened = say.check(listener.listen(backlog));
     if listened.is_err() {
-        remove_socket_file(say, address);
+        interrupt::remove_socket_file(say, address);
     }
     listened?;
     say.returned(0);
@@ -894,18 +894,6 @@ fn summarise(say: &Narrator, model: Model, served: &Served) {
         )),
     }
     say.say(line);
-}
-
-/// A unix listener's file outlives the socket: remove it (as step 2 explains).
-fn remove_socket_file(say: &Narrator, address: &SockAddr) {
-    if let Some(path) = address.as_pathname() {
-        say.call_lib(sys::unlink(path), "std::fs::remove_file(path)");
-        match std::fs::remove_file(path) {
-            Ok(()) => say.returned(0),
-            Err(error) => say.error(&error),
-        }
-        interrupt::forget(path);
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -111,7 +111,7 @@ fn listen(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
     );
     let listened = say.check(listener.listen(backlog));
     if listened.is_err() {
-        remove_socket_file(say, &address);
+        interrupt::remove_socket_file(say, &address);
     }
     listened?;
     say.returned(0);
@@ -138,7 +138,7 @@ fn listen(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
     say.call(sys::close(fd), "drop(listener)");
     drop(listener);
     say.returned("done");
-    remove_socket_file(say, &local);
+    interrupt::remove_socket_file(say, &local);
     after_the_listener_closed(story, clients);
     Ok(())
 }
@@ -329,17 +329,5 @@ fn watch_the_queue(say: &Narrator, local: &SockAddr, backlog: u32) {
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             _ => break,
         }
-    }
-}
-
-/// A unix listener's file outlives the socket: remove it (as step 2 explains).
-fn remove_socket_file(say: &Narrator, address: &SockAddr) {
-    if let Some(path) = address.as_pathname() {
-        say.call_lib(sys::unlink(path), "std::fs::remove_file(path)");
-        match std::fs::remove_file(path) {
-            Ok(()) => say.returned(0),
-            Err(error) => say.error(&error),
-        }
-        interrupt::forget(path);
     }
 }

@@ -194,7 +194,7 @@ fn serve(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
     say.call(sys::close(fd), "drop(listener)");
     drop(listener);
     say.returned("done");
-    remove_socket_file(say, &local);
+    interrupt::remove_socket_file(say, &local);
     if let Some(handle) = clients {
         handle
             .join()
@@ -243,18 +243,6 @@ fn try_it(local: &SockAddr) -> String {
     match local.as_socket() {
         Some(inet) => format!("nc {} {}", inet.ip(), inet.port()),
         None => format!("nc -U {}", addr::show(local)),
-    }
-}
-
-/// A unix listener's file outlives the socket: remove it (as step 2 explains).
-fn remove_socket_file(say: &Narrator, address: &SockAddr) {
-    if let Some(path) = address.as_pathname() {
-        say.call_lib(sys::unlink(path), "std::fs::remove_file(path)");
-        match std::fs::remove_file(path) {
-            Ok(()) => say.returned(0),
-            Err(error) => say.error(&error),
-        }
-        interrupt::forget(path);
     }
 }
 

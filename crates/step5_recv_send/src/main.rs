@@ -281,7 +281,7 @@ fn serve(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
     say.call(sys::close(fd), "drop(listener)");
     drop(listener);
     say.returned("done");
-    remove_socket_file(say, &local);
+    interrupt::remove_socket_file(say, &local);
     if let Some(handle) = client {
         handle
             .join()
@@ -324,18 +324,6 @@ fn try_it(local: &SockAddr) -> String {
             port = inet.port()
         ),
         None => format!("nc -NU {}", addr::show(local)),
-    }
-}
-
-/// A unix listener's file outlives the socket: remove it (as step 2 explains).
-fn remove_socket_file(say: &Narrator, address: &SockAddr) {
-    if let Some(path) = address.as_pathname() {
-        say.call_lib(sys::unlink(path), "std::fs::remove_file(path)");
-        match std::fs::remove_file(path) {
-            Ok(()) => say.returned(0),
-            Err(error) => say.error(&error),
-        }
-        interrupt::forget(path);
     }
 }
 

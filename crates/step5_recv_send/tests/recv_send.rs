@@ -535,17 +535,6 @@ fn bad_inputs_get_one_line_and_the_right_exit_code() {
         1,
         "cannot resolve host 'no-such-host.invalid'",
     );
-    let taken = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
-    taken
-        .bind(&"127.0.0.1:0".parse::<SocketAddr>().expect("addr").into())
-        .expect("bind");
-    taken.listen(1).expect("listen");
-    let port = taken
-        .local_addr()
-        .expect("address")
-        .as_socket()
-        .expect("inet")
-        .port()
-        .to_string();
-    fails(&["--port", &port], 1, "EADDRINUSE");
+    let (_taken, port) = testkit::port_in_use();
+    fails(&["--port", &port.to_string()], 1, "EADDRINUSE");
 }

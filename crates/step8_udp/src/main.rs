@@ -137,7 +137,7 @@ fn serve(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
     say.call(sys::close(socket.as_raw_fd()), "drop(socket)");
     drop(socket);
     say.returned("done");
-    remove_socket_file(say, &local);
+    interrupt::remove_socket_file(say, &local);
     Ok(())
 }
 
@@ -276,7 +276,7 @@ fn client(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
     drop(socket);
     say.returned("done");
     if let Some(own) = &own {
-        remove_socket_file(say, own);
+        interrupt::remove_socket_file(say, own);
     }
     result
 }
@@ -377,18 +377,6 @@ fn no_answer(say: &Narrator, error: io::Error, timeout: Duration, connected: boo
 fn refused(say: &Narrator, error: &io::Error) {
     say.returned(format!("-1 {}", tutor::explain::describe(error)));
     say.note("the datagram was answered with an ICMP \"port unreachable\": nothing is bound at that address. The kernel kept it as this connected socket's error, and this call reports it");
-}
-
-/// A unix socket's file outlives the socket: remove it (step 2 explains why).
-fn remove_socket_file(say: &Narrator, address: &SockAddr) {
-    if let Some(path) = address.as_pathname() {
-        say.call_lib(sys::unlink(path), "std::fs::remove_file(path)");
-        match std::fs::remove_file(path) {
-            Ok(()) => say.returned(0),
-            Err(error) => say.error(&error),
-        }
-        interrupt::forget(path);
-    }
 }
 
 // ---- the demo ----
@@ -734,5 +722,5 @@ fn close(say: &Narrator, socket: Socket, local: &SockAddr) {
     say.call(sys::close(socket.as_raw_fd()), "drop(socket)");
     drop(socket);
     say.returned("done");
-    remove_socket_file(say, local);
+    interrupt::remove_socket_file(say, local);
 }

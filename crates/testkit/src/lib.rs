@@ -91,6 +91,14 @@ pub fn python3() -> Option<PathBuf> {
     (!exe.is_empty()).then(|| PathBuf::from(exe))
 }
 
+/// A port on 127.0.0.1 that a listening socket holds, for testing EADDRINUSE: keep the
+/// listener alive while the port must stay taken.
+pub fn port_in_use() -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let port = listener.local_addr().expect("its address").port();
+    (listener, port)
+}
+
 /// Prints why a test is skipping, where `cargo test` shows it (run with `--nocapture` to
 /// see it; the test still passes, so the reason must be honest and specific).
 pub fn skip(test: &str, reason: &str) {

@@ -49,3 +49,16 @@ pub fn forget(path: &Path) {
         files.retain(|p| p != path);
     }
 }
+
+/// Removes a unix listener's socket file, which outlives the socket (step 2 explains why),
+/// narrating the `unlink`, and forgets it for Ctrl-C. Does nothing for an IP address.
+pub fn remove_socket_file(say: &Narrator, address: &socket2::SockAddr) {
+    if let Some(path) = address.as_pathname() {
+        say.call_lib(crate::sys::unlink(path), "std::fs::remove_file(path)");
+        match std::fs::remove_file(path) {
+            Ok(()) => say.returned(0),
+            Err(error) => say.error(&error),
+        }
+        forget(path);
+    }
+}
