@@ -1,0 +1,1 @@
+use super::Ctx; use crate::Failure; pub fn check(_ctx: &Ctx) -> Result<(), Failure> { todo!() }
