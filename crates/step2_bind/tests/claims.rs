@@ -136,6 +136,16 @@ fn a_bound_socket_is_missing_from_proc_net_tcp_but_sock_diag_reports_it_as_bound
         .output()
         .expect("ss runs");
     if !asked.status.success() {
+        // An older ss asks for every state it knows, and TCP_BOUND_INACTIVE is not one of them.
+        let all = Command::new(&ss)
+            .args(["-tanH", &filter])
+            .output()
+            .expect("ss runs");
+        assert_eq!(
+            String::from_utf8_lossy(&all.stdout).trim(),
+            "",
+            "an ss that does not know bound-inactive leaves the socket out even with -a"
+        );
         testkit::skip(
             "bound_inactive (ss)",
             "this ss does not know the state bound-inactive (iproute2 before 6.5)",
@@ -173,5 +183,56 @@ fn ip_freebind_lets_a_socket_bind_an_address_the_machine_does_not_have() {
         local.port(),
         0,
         "the kernel chose a port, as for any bind to port 0"
+    );
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+}
+
+/// The sysctl net.ipv4.ip_nonlocal_bind does for every socket what IP_FREEBIND does for one.
+/// Changing it for the whole machine would change every other test's world, so the test sets
+/// it inside a network namespace of its own (`unshare --net`, root only), where python3 binds.
+#[test]
+fn ip_nonlocal_bind_lets_every_socket_bind_an_address_the_machine_does_not_have() {
+    const NAME: &str = "ip_nonlocal_bind";
+    if !is_root() {
+        testkit::skip(NAME, "a network namespace of the test's own needs root");
+        return;
+    }
+    let (Some(unshare), Some(ip), Some(python)) = (
+        testkit::which("unshare"),
+        testkit::which("ip"),
+        testkit::python3(),
+    ) else {
+        testkit::skip(NAME, "unshare, ip or python3 is not installed");
+        return;
+    };
+    let bind = "import socket, errno\n\
+                s = socket.socket()\n\
+                try:\n    s.bind(('203.0.113.7', 0)); print('bound')\n\
+                except OSError as e:\n    print(errno.errorcode[e.errno])";
+    // The loopback interface goes up first: a namespace with no local addresses at all has no
+    // table to look 203.0.113.7 up in, and lets the bind through for that reason alone.
+    let script = "\"$2\" link set lo up && \"$0\" -c \"$1\" \
+                  && echo 1 > /proc/sys/net/ipv4/ip_nonlocal_bind && \"$0\" -c \"$1\"";
+    let mut command = Command::new(unshare);
+    command
+        .args(["--net", "sh", "-c", script])
+        .arg(&python)
+        .arg(bind)
+        .arg(ip);
+    let out = testkit::process::run_command(command, Duration::from_secs(20));
+    if out.code != Some(0) && out.output.contains("unshare") {
+        testkit::skip(NAME, &format!("unshare failed: {}", out.output.trim()));
+        return;
+    }
+    assert_eq!(
+        out.output.lines().collect::<Vec<_>>(),
+        ["EADDRNOTAVAIL", "bound"],
+        "refused, then bound once the namespace's ip_nonlocal_bind is 1"
     );
 }
