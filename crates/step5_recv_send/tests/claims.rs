@@ -69,3 +69,41 @@ fn recv_into_an_empty_buffer_returns_0_on_an_open_connection() {
         "the peer closed"
     );
 }
+
+/// A signal that arrives while a blocking send waits for room makes the send return what it had
+/// taken so far. Rust gives safe code no signal handler to install, so python3 makes the call:
+/// its `send` is one `sendto`, as here, and its handler for SIGALRM does nothing.
+#[test]
+fn a_signal_makes_a_blocking_send_short() {
+    let Some(python) = testkit::python3() else {
+        testkit::skip("a_signal_makes_a_blocking_send_short", "python3 is not installed");
+        return;
+    };
+    let script = "import signal, socket\n\
+        l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(1)\n\
+        c = socket.create_connection(l.getsockname()); s, _ = l.accept()\n\
+        fired = []\n\
+        signal.signal(signal.SIGALRM, lambda *a: fired.append(1))\n\
+        signal.setitimer(signal.ITIMER_REAL, 0.3)\n\
+        total = 64 << 20\n\
+        n = c.send(b'x' * total)\n\
+        print(n, total, len(fired))\n";
+    let mut command = std::process::Command::new(python);
+    command.args(["-c", script]);
+    // Without the signal the send would wait for ever: the peer never reads.
+    let out = testkit::process::run_command(command, Duration::from_secs(20));
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    let numbers: Vec<usize> = out
+        .output
+        .split_whitespace()
+        .map(|w| w.parse().expect("three numbers"))
+        .collect();
+    let [sent, total, fired] = numbers[..] else {
+        panic!("three numbers: {}", out.output)
+    };
+    assert_eq!(fired, 1, "the signal came during the send");
+    assert!(
+        sent > 0 && sent < total,
+        "a short count, not an error: {sent} of {total}"
+    );
+}
