@@ -76,7 +76,10 @@ fn recv_into_an_empty_buffer_returns_0_on_an_open_connection() {
 #[test]
 fn a_signal_makes_a_blocking_send_short() {
     let Some(python) = testkit::python3() else {
-        testkit::skip("a_signal_makes_a_blocking_send_short", "python3 is not installed");
+        testkit::skip(
+            "a_signal_makes_a_blocking_send_short",
+            "python3 is not installed",
+        );
         return;
     };
     let script = "import signal, socket\n\
