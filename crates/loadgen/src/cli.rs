@@ -9,9 +9,11 @@ use clap::{Parser, ValueEnum};
 ///
 /// Opens --connections connections to ADDRESS; on each, sends --size bytes, waits for all of
 /// them to come back, compares every byte with what it sent, and repeats --round-trips
-/// times. Prints a progress line while it runs and a summary at the end: round trips per
-/// second, latency p50/p99, errors, and the server's memory (with --server-pid). Exits 1 if
-/// any byte came back wrong, any connection failed, or the time limit passed.
+/// times; then it shuts down its sending side and reads until the server closes. Prints a
+/// progress line while it runs and a summary at the end: round trips per second, latency
+/// p50/p99, errors, and the server's memory (with --server-pid). Exits 1 if any byte came
+/// back wrong, the server sent more than it was sent, any connection failed, or the time
+/// limit passed.
 ///
 /// With --bulk SECONDS it streams instead, on one connection, and reports MB/s.
 #[derive(Parser, Debug)]
