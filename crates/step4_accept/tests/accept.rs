@@ -262,6 +262,9 @@ fn a_client_that_resets_in_the_queue_does_not_stop_the_server() {
     let out = server.finish(LIMIT);
     assert_eq!(out.code, Some(0), "the server went on: {}", out.output);
     assert!(!out.says("error:"), "{}", out.output);
+    // The lesson shows these four lines, one after the other.
+    let block = "-> getpeername(4)\n   socket2: conn.peer_addr()\n<- -1 ENOTCONN (Transport endpoint is not connected)\n   ENOTCONN belongs to this one client (it reset or abandoned its connection): close its socket, if any, and go on serving\n";
+    assert!(out.output.contains(block), "{}", out.output);
 }
 
 #[test]
