@@ -244,7 +244,8 @@ fn serial(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Serv
     let mut shortage = Shortage::default();
     while settings.max_clients != Some(served.clients) {
         let number = served.clients + 1;
-        let voice = Voice::within(say, number, settings.narrate);
+        // While out of descriptors, the retries are not narrated one by one.
+        let voice = shortage.voice(say, number, settings.narrate);
         voice.call(|| sys::accept(fd), "listener.accept()");
         settings.turns.tell(Moment::Accepting {
             accepted: served.clients,
@@ -359,7 +360,8 @@ fn threads(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Ser
     let (closed, has_closed) = mpsc::channel::<()>();
     while settings.max_clients != Some(served.clients) {
         let number = served.clients + 1;
-        let voice = Voice::within(say, number, settings.narrate);
+        // While out of descriptors, the retries are not narrated one by one.
+        let voice = shortage.voice(say, number, settings.narrate);
         voice.call(|| sys::accept(fd), "listener.accept()");
         settings.turns.tell(Moment::Accepting {
             accepted: served.clients,

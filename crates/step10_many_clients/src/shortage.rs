@@ -53,6 +53,16 @@ impl Shortage {
         say.note(then);
     }
 
+    /// The voice for the next accept(): as usual, but silent while a shortage is on, so
+    /// that the retries are not narrated one by one.
+    pub fn voice(&self, say: &Narrator, number: u64, budget: u64) -> Voice {
+        if self.short {
+            Voice::silent()
+        } else {
+            Voice::within(say, number, budget)
+        }
+    }
+
     /// accept() succeeded: if a shortage was on, it is over.
     pub fn ended(&mut self, say: &Narrator, client: u64) {
         if !self.short {
