@@ -73,13 +73,18 @@ fn has_epoll_instance(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// Starts a model under `prlimit --nofile=LIMIT`, narrating no client.
-fn server_with_few_descriptors(prlimit: &Path, model: &str, limit: usize) -> (Running, SocketAddr) {
+/// Starts a model under `prlimit --nofile=LIMIT`, narrating the first `narrate` clients.
+fn server_with_few_descriptors(
+    prlimit: &Path,
+    model: &str,
+    limit: usize,
+    narrate: &str,
+) -> (Running, SocketAddr) {
     let mut command = Command::new(prlimit);
     command
         .arg(format!("--nofile={limit}"))
         .arg(step10())
-        .args(["--model", model, "--narrate", "0", "--color", "never"]);
+        .args(["--model", model, "--narrate", narrate, "--color", "never"]);
     let mut server = Running::start_command(command);
     let address = server.wait_ready(LIMIT).parse().expect("an address");
     (server, address)
@@ -116,7 +121,7 @@ fn running_out_of_descriptors_pauses_accept_until_a_client_leaves() {
     };
     const NOFILE: usize = 16;
     for model in ["threads", "poll"] {
-        let (mut server, address) = server_with_few_descriptors(&prlimit, model, NOFILE);
+        let (mut server, address) = server_with_few_descriptors(&prlimit, model, NOFILE, "0");
         if model == "poll" {
             // The epoll instance comes after the ready line: count once it is there.
             let deadline = Instant::now() + DEADLINE;
@@ -173,7 +178,7 @@ fn the_serial_model_out_of_descriptors_waits_without_spinning() {
         return;
     };
     // 0, 1, 2 and the listener: not one descriptor left for a client.
-    let (mut server, address) = server_with_few_descriptors(&prlimit, "serial", 4);
+    let (mut server, address) = server_with_few_descriptors(&prlimit, "serial", 4, "3");
     assert_eq!(free_below(server.pid(), 4), 0);
     let _client = connect(address);
     server.expect_line("no descriptor for a new connection", LIMIT);
@@ -189,6 +194,8 @@ fn the_serial_model_out_of_descriptors_waits_without_spinning() {
         "said once, not at every attempt: {}",
         done.output
     );
+    // Client 1 is within --narrate 3, but its accept4 is narrated once, not at every retry.
+    assert_eq!(done.lines_with("-> accept4(").count(), 1, "{}", done.output);
 }
 
 /// Lesson 10's pitfall: while a connection waits in the accept queue (accept() failing with
