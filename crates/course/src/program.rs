@@ -1,4 +1,3 @@
-#![allow(dead_code)] // TEMPORARY: used by the checks of steps 2-5, coming next.
 //! Building the program under check and watching it run: its output lines, its exit, and what
 //! the kernel says about it under /proc. Every wait here is bounded.
 

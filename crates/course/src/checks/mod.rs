@@ -1,4 +1,3 @@
-#![allow(dead_code)] // TEMPORARY: the helpers below serve the checks of steps 2-10, coming next.
 //! One check per exercise, and the peers and observations they share.
 //!
 //! A check gets a [`Ctx`] (the built program) and returns `Ok(())` or the first [`Failure`]:
@@ -6,7 +5,11 @@
 //! output lines, its exit code, real clients talking to it, and /proc. To add one: write
 //! `fn check(ctx: &Ctx) -> Result<(), Failure>` in a module here and name it in [`find`].
 
+mod accept;
+mod bind;
 mod create;
+mod echo;
+mod listen;
 
 // Steps 6 to 10: their checks, and the peers, pipes and /proc readings they share.
 mod client;
@@ -35,6 +38,10 @@ pub type Check = fn(&Ctx) -> Result<(), Failure>;
 pub fn find(name: &str) -> Option<Check> {
     let check: Check = match name {
         "01_create" => create::check,
+        "02_bind" => bind::check,
+        "03_listen" => listen::check,
+        "04_accept" => accept::check,
+        "05_echo" => echo::check,
         "06_shutdown" => shutdown::check,
         "07_client" => client::check,
         "08_udp_server" => udp_server::check,
