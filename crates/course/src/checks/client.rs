@@ -120,6 +120,9 @@ pub fn check(ctx: &Ctx) -> Result<(), Failure> {
     let ended = client.finish(QUICK);
     drop(conn);
     let out = &ended.stdout;
+    if ended.reached_todo() {
+        return Err(Failure::new(what, expected, ended.how(QUICK)));
+    }
     if *out == message && ended.code() == Some(0) {
         ctx.passed(format!(
             "the whole echo printed, {} byte for byte, and exit code 0",

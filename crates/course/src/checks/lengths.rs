@@ -54,6 +54,10 @@ pub fn check(ctx: &Ctx) -> Result<(), Failure> {
                 return Err(Failure::new(what, expected, server.what_happened()));
             }
             None => {
+                let seen = server.what_happened();
+                if seen.contains("todo!()") {
+                    return Err(Failure::new(what, expected, seen));
+                }
                 return Err(Failure::new(
                     what,
                     expected,

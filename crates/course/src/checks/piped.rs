@@ -14,7 +14,6 @@ use crate::program::describe_exit;
 pub struct Piped {
     child: Child,
     stdout: Option<JoinHandle<Vec<u8>>>,
-    lines: std::sync::mpsc::Receiver<String>,
     stderr: Option<JoinHandle<Vec<u8>>>,
 }
 
@@ -28,6 +27,11 @@ pub struct Ended {
 impl Ended {
     pub fn code(&self) -> Option<i32> {
         self.status.and_then(|s| s.code())
+    }
+
+    /// Whether it stopped at a todo!() of the exercise.
+    pub fn reached_todo(&self) -> bool {
+        self.stderr.contains("not yet implemented")
     }
 
     /// How it ended, in words, as [`Running::what_happened`](crate::program::Running) says it:
@@ -68,28 +72,17 @@ impl Piped {
         std::thread::spawn(move || {
             let _ = input.write_all(&stdin);
         });
-        let (lines, receiver) = std::sync::mpsc::channel();
-        let stdout = collect_lines(child.stdout.take().expect("piped"), lines);
+        let stdout = collect(child.stdout.take().expect("piped"));
         let stderr = collect(child.stderr.take().expect("piped"));
         Ok(Piped {
             child,
             stdout: Some(stdout),
-            lines: receiver,
             stderr: Some(stderr),
         })
     }
 
-    /// The first line of output, within `limit`: a server's "listening on ADDRESS".
-    pub fn first_line(&self, limit: Duration) -> Option<String> {
-        self.lines.recv_timeout(limit).ok()
-    }
-
     pub fn pid(&self) -> u32 {
         self.child.id()
-    }
-
-    pub fn has_exited(&mut self) -> bool {
-        !matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Waits at most `limit` for the program to exit; kills it after that.
@@ -131,26 +124,6 @@ fn collect(mut from: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut all = Vec::new();
         let _ = from.read_to_end(&mut all);
-        all
-    })
-}
-
-/// Collects everything, and passes on the first line as soon as it is complete.
-fn collect_lines(
-    mut from: impl Read + Send + 'static,
-    first: std::sync::mpsc::Sender<String>,
-) -> JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let mut chunk = [0u8; 65536];
-        let mut sent = false;
-        while let Ok(n @ 1..) = from.read(&mut chunk) {
-            all.extend_from_slice(&chunk[..n]);
-            if !sent && let Some(end) = all.iter().position(|&b| b == b'\n') {
-                let _ = first.send(String::from_utf8_lossy(&all[..end]).into_owned());
-                sent = true;
-            }
-        }
         all
     })
 }

@@ -85,6 +85,9 @@ pub fn check(ctx: &Ctx) -> Result<(), Failure> {
         return Ok(());
     }
     let what = "read the answer that comes after the client's FIN";
+    if ended.reached_todo() {
+        return Err(Failure::new(what, expected, ended.how(QUICK)));
+    }
     if out.is_empty() && ended.code() == Some(0) {
         return Err(Failure::new(
             what,
