@@ -103,7 +103,7 @@ fn main() -> ExitCode {
                 None => match info::exercises().into_iter().find(|e| !passed(e)) {
                     Some(exercise) => exercise,
                     None => {
-                        println!("Every exercise passes. Well done.");
+                        tutor::outln!("Every exercise passes. Well done.");
                         return ExitCode::SUCCESS;
                     }
                 },
@@ -112,7 +112,7 @@ fn main() -> ExitCode {
         }
         Cmd::Hint { name } => match known(&name) {
             Ok(exercise) => {
-                println!("{}\n\nRead: {}", exercise.hint, exercise.read);
+                tutor::outln!("{}\n\nRead: {}", exercise.hint, exercise.read);
                 ExitCode::SUCCESS
             }
             Err(code) => code,
@@ -194,7 +194,7 @@ fn remember_pass(exercise: &Exercise) {
 
 fn list() -> ExitCode {
     let mut next_marked = false;
-    println!("step  exercise         status");
+    tutor::outln!("step  exercise         status");
     for exercise in info::exercises() {
         let file = exercise_file(&exercise);
         let status = if passed(&exercise) {
@@ -212,9 +212,10 @@ fn list() -> ExitCode {
         } else {
             ""
         };
-        println!(
+        tutor::outln!(
             "{:>4}  {:<15}  {status}{next}",
-            exercise.step, exercise.name
+            exercise.step,
+            exercise.name
         );
     }
     ExitCode::SUCCESS
@@ -236,13 +237,13 @@ fn check(exercise: &Exercise, solution: bool, program: Option<PathBuf>) -> ExitC
             program::build("exercises", &exercise.name),
         ),
     };
-    println!("Checking {what} (step {}):", exercise.step);
+    tutor::outln!("Checking {what} (step {}):", exercise.step);
     let result = path
         .map_err(|why| Failure::new("build it", "it compiles", why))
         .and_then(|path| run_check(&checks::Ctx::new(path)));
     match result {
         Ok(()) => {
-            println!(
+            tutor::outln!(
                 "{} {what} does what step {} asks.",
                 "PASS".green().bold(),
                 exercise.step
@@ -250,17 +251,17 @@ fn check(exercise: &Exercise, solution: bool, program: Option<PathBuf>) -> ExitC
             if !solution && what.starts_with("exercises/") {
                 remember_pass(exercise);
                 if let Some(next) = info::exercises().into_iter().find(|e| !passed(e)) {
-                    println!("Next: cargo course check {}", next.name);
+                    tutor::outln!("Next: cargo course check {}", next.name);
                 }
             }
             ExitCode::SUCCESS
         }
         Err(failure) => {
-            println!("{} {what}: {}", "FAIL".red().bold(), failure.what);
-            println!("  expected: {}", failure.expected);
-            println!("  happened: {}", failure.happened);
-            println!("  hint: {}", exercise.hint.replace('\n', "\n        "));
-            println!("  read: {}", failure.read.unwrap_or(&exercise.read));
+            tutor::outln!("{} {what}: {}", "FAIL".red().bold(), failure.what);
+            tutor::outln!("  expected: {}", failure.expected);
+            tutor::outln!("  happened: {}", failure.happened);
+            tutor::outln!("  hint: {}", exercise.hint.replace('\n', "\n        "));
+            tutor::outln!("  read: {}", failure.read.unwrap_or(&exercise.read));
             ExitCode::from(1)
         }
     }
@@ -281,7 +282,7 @@ fn reset(exercise: &Exercise) -> ExitCode {
     // Nothing lost: the learner's version is kept under target/course/reset/ first.
     if let Ok(mine) = fs::read(&file) {
         if mine == original {
-            println!(
+            tutor::outln!(
                 "exercises/{}.rs is already as the course gives it",
                 exercise.name
             );
@@ -301,13 +302,13 @@ fn reset(exercise: &Exercise) -> ExitCode {
             );
             return ExitCode::from(1);
         }
-        println!("your version is saved as {}", saved.display());
+        tutor::outln!("your version is saved as {}", saved.display());
     }
     if let Err(e) = fs::write(&file, original) {
         eprintln!("error: cannot write {}: {e}", file.display());
         return ExitCode::from(1);
     }
-    println!(
+    tutor::outln!(
         "exercises/{}.rs is back as the course gives it",
         exercise.name
     );
@@ -318,7 +319,7 @@ fn verify() -> ExitCode {
     let mut ok = true;
     for exercise in info::exercises() {
         if fs::read(exercise_file(&exercise)).ok() != fs::read(untouched_file(&exercise)).ok() {
-            println!(
+            tutor::outln!(
                 "exercises/{0}.rs differs from crates/course/fixtures/{0}/untouched.rs (or one is missing)",
                 exercise.name
             );
@@ -326,7 +327,7 @@ fn verify() -> ExitCode {
         }
     }
     if ok {
-        println!("every exercise is as the course gives it");
+        tutor::outln!("every exercise is as the course gives it");
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

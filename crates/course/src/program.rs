@@ -294,6 +294,18 @@ impl Running {
         Ok(Socket::from(copy))
     }
 
+    /// The program's scheduling state from /proc/PID/stat: 'R' running (or ready to run), 'S'
+    /// asleep, e.g. waiting in recv.
+    pub fn state(&self) -> Option<char> {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .next()?
+            .chars()
+            .next()
+    }
+
     /// CPU seconds the program has used (user + system), from /proc/PID/stat.
     pub fn cpu_seconds(&self) -> Option<f64> {
         let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;

@@ -4,6 +4,7 @@
 
 use super::{Ctx, End, QUICK, connect, read_to_end, show, wait_until};
 use crate::Failure;
+use crate::program::Running;
 
 const CLIENTS: usize = 3;
 
@@ -16,15 +17,8 @@ pub fn check(ctx: &Ctx) -> Result<(), Failure> {
             Ok(client) => client,
             Err(e) => {
                 let mut happened = format!("connect failed: {e}");
-                match running.wait_exit(QUICK / 10) {
-                    Some(status) if status.success() => {
-                        happened = format!(
-                            "{happened}; the program had ended (exit code 0) after {} client(s): accept belongs in a loop, once per client",
-                            n - 1
-                        );
-                    }
-                    Some(_) => happened = format!("{happened}; {}", running.what_happened()),
-                    None => {}
+                if let Some(ended) = ended(&mut running, n - 1) {
+                    happened = format!("{happened}; {ended}");
                 }
                 return Err(Failure::new(
                     what,
@@ -40,8 +34,8 @@ pub fn check(ctx: &Ctx) -> Result<(), Failure> {
         let (got, end) = read_to_end(&mut client, 4096);
         if got != expected.as_bytes() {
             let mut happened = format!("it got {}, then {}", show(&got), end.describe());
-            if running.wait_exit(QUICK / 10).is_some() {
-                happened = format!("{happened}; {}", running.what_happened());
+            if let Some(ended) = ended(&mut running, n - 1) {
+                happened = format!("{happened}; {ended}");
             }
             if got.starts_with(b"hello, ") && got.ends_with(b"\n") && got.len() < 64 {
                 happened.push_str(&format!(
@@ -71,16 +65,12 @@ pub fn check(ctx: &Ctx) -> Result<(), Failure> {
             return Err(Failure::new(
                 format!("look at /proc/{pid}/fd after client {n}"),
                 "one socket open: the listener (each client's socket is closed)",
-                match running.wait_exit(QUICK / 10) {
-                    Some(status) if status.success() => format!(
-                        "the program ended (exit code 0) after client {n}: accept belongs in a loop, once per client"
-                    ),
-                    Some(_) => running.what_happened(),
-                    None => format!(
+                ended(&mut running, n).unwrap_or_else(|| {
+                    format!(
                         "sockets open: {:?} (descriptor, inode)",
                         running.socket_fds()
-                    ),
-                },
+                    )
+                }),
             ));
         }
         ctx.passed(format!(
@@ -97,4 +87,16 @@ pub fn check(ctx: &Ctx) -> Result<(), Failure> {
     }
     ctx.passed("the server is still listening for the next client");
     Ok(())
+}
+
+/// If the program has ended, how: after `served` clients with code 0 means it had no loop.
+fn ended(running: &mut Running, served: usize) -> Option<String> {
+    let status = running.wait_exit(QUICK / 10)?;
+    Some(if status.success() {
+        format!(
+            "the program had ended (exit code 0) after {served} client(s): accept belongs in a loop, once per client"
+        )
+    } else {
+        running.what_happened()
+    })
 }

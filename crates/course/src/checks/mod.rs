@@ -74,12 +74,12 @@ impl Ctx {
 
     /// Reports one part of the check that passed.
     pub fn passed(&self, what: impl AsRef<str>) {
-        println!("  ok: {}", what.as_ref());
+        tutor::outln!("  ok: {}", what.as_ref());
     }
 
     /// Reports what the check could not look at here, and why (it still passes).
     pub fn skipped(&self, what: impl AsRef<str>) {
-        println!("  skipped: {}", what.as_ref());
+        tutor::outln!("  skipped: {}", what.as_ref());
     }
 }
 
