@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let arg = std::env::args().nth(1).ok_or("usage: 07_client HOST:PORT < message")?;
+    let arg = std::env::args().nth(1).ok_or("usage: 07_client 127.0.0.1:PORT < message")?;
     let address: SocketAddr = arg.parse()?;
     let mut message = Vec::new();
     std::io::stdin().read_to_end(&mut message)?;
@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut received = 0;
     while received < echo.len() {
         let n: usize = todo!("recv into the rest of echo: (&socket).read(&mut echo[received..])");
-        todo!("recv returning 0 means the server closed before the whole echo came: return an error");
+        todo!("recv returned 0: the server closed before the whole echo came; return an error");
         received += n;
     }
     std::io::stdout().write_all(&echo)?;

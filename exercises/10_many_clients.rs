@@ -54,6 +54,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let peer = peer.as_socket().ok_or("not an IP address")?;
         // threading.Thread(target=echo, args=(cs,)).start(): the new thread talks to this
         // client; this one goes straight back to accept() for the next.
-        todo!("a thread of its own for this client: thread::spawn(move || ...), which calls echo(conn)");
+        todo!("a thread of its own for this client: thread::spawn(move || ...) calls echo(conn)");
     }
 }

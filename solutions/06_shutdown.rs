@@ -15,7 +15,7 @@ use std::net::{Shutdown, SocketAddr};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let arg = std::env::args().nth(1).ok_or("usage: 06_shutdown HOST:PORT < request")?;
+    let arg = std::env::args().nth(1).ok_or("usage: 06_shutdown 127.0.0.1:PORT < request")?;
     let address: SocketAddr = arg.parse()?;
     let mut request = Vec::new();
     std::io::stdin().read_to_end(&mut request)?;
@@ -42,7 +42,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         stdout.write_all(&buf[..n])?;
     }
-    // cs.close(): everything was read, so this ends the connection with a FIN, not a reset
+    // cs.close(): both FINs have gone, so the connection ends cleanly; ours went first, so
+    // our end waits in TIME-WAIT (lesson 6, part 5)
     drop(socket);
     Ok(())
 }

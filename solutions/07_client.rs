@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let arg = std::env::args().nth(1).ok_or("usage: 07_client HOST:PORT < message")?;
+    let arg = std::env::args().nth(1).ok_or("usage: 07_client 127.0.0.1:PORT < message")?;
     let address: SocketAddr = arg.parse()?;
     let mut message = Vec::new();
     std::io::stdin().read_to_end(&mut message)?;

@@ -17,7 +17,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: 08_udp_client HOST:PORT MESSAGE";
+    let usage = "usage: 08_udp_client 127.0.0.1:PORT MESSAGE";
     let address: SocketAddr = args.next().ok_or(usage)?.parse()?;
     let message = args.next().ok_or(usage)?;
 
