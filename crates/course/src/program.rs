@@ -336,3 +336,69 @@ pub fn describe_exit(status: ExitStatus) -> String {
         (None, None) => "it ended".to_owned(),
     }
 }
+
+/// Where strace is installed, if it is: checks use it when they can, and say so when not.
+pub fn strace() -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("strace"))
+            .find(|path| path.is_file())
+    })
+}
+
+/// Runs `program` with `args` under `strace -f -e trace=CALLS`, its stdin at end of file, and
+/// returns strace's lines for those calls (`socket(AF_INET, ...) = 3`). `None` when strace is
+/// not installed; `Some(Err)` says what went wrong.
+pub fn trace(program: &Path, args: &[&str], calls: &str) -> Option<Result<Vec<String>, String>> {
+    let strace = strace()?;
+    // A file of this run's own: the process id and a counter, for checks run in parallel.
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log = std::env::temp_dir().join(format!("course-strace-{}-{run}.log", std::process::id()));
+    let mut child = match Command::new(strace)
+        .args(["-f", "-qq", "-e"])
+        .arg(format!("trace={calls}"))
+        .arg("-o")
+        .arg(&log)
+        .arg(program)
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => return Some(Err(format!("strace could not start: {e}"))),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let finished = loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break true,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
+            _ => break false,
+        }
+    };
+    if !finished {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let text = fs::read_to_string(&log);
+    // The log is this run's own file: remove it, and only it.
+    let _ = fs::remove_file(&log);
+    match text {
+        Ok(text) if finished => Some(Ok(text
+            .lines()
+            // -f prefixes each line with the pid of the thread that made the call.
+            .map(|line| {
+                line.split_once(' ')
+                    .map_or(line, |(_, rest)| rest)
+                    .trim()
+                    .to_owned()
+            })
+            .filter(|line| !line.starts_with("+++") && !line.starts_with("---"))
+            .collect())),
+        Ok(_) => Some(Err("the traced program did not end within 10 s".to_owned())),
+        Err(e) => Some(Err(format!("no strace log: {e}"))),
+    }
+}

@@ -35,12 +35,18 @@ pub fn check(ctx: &Ctx) -> Result<(), Failure> {
             let ty = socket.r#type().ok();
             let protocol = socket.protocol().ok().flatten();
             let expected = "an IPv4 TCP socket: AF_INET, SOCK_STREAM, IPPROTO_TCP";
-            let got = format!("{domain:?}, {ty:?}, {protocol:?}");
+            let name = |x: Option<String>| x.unwrap_or_else(|| "?".to_owned());
+            let got = format!(
+                "{}, {}, {}",
+                name(domain.map(|d| format!("{d:?}"))),
+                name(ty.map(|t| format!("{t:?}"))),
+                name(protocol.map(|p| format!("{p:?}")))
+            );
             if domain != Some(Domain::IPV4) {
                 return Err(Failure::new(
                     what,
                     expected,
-                    format!("its family is {domain:?} ({got}): the seed's AF_INET is Domain::IPV4"),
+                    format!("it is {got}: the seed's AF_INET is Domain::IPV4"),
                 ));
             }
             if ty != Some(Type::STREAM) {
@@ -48,16 +54,12 @@ pub fn check(ctx: &Ctx) -> Result<(), Failure> {
                     what,
                     expected,
                     format!(
-                        "its type is {ty:?} ({got}): the seed's SOCK_STREAM is Type::STREAM; SOCK_DGRAM is UDP, step 8"
+                        "it is {got}: the seed's SOCK_STREAM is Type::STREAM; SOCK_DGRAM is UDP, step 8"
                     ),
                 ));
             }
             if protocol != Some(Protocol::TCP) {
-                return Err(Failure::new(
-                    what,
-                    expected,
-                    format!("its protocol is {protocol:?} ({got})"),
-                ));
+                return Err(Failure::new(what, expected, format!("it is {got}")));
             }
             ctx.passed(format!("it is {got}"));
             let local = socket.local_addr().ok().and_then(|a| a.as_socket());
@@ -75,5 +77,31 @@ pub fn check(ctx: &Ctx) -> Result<(), Failure> {
     }
     exits_cleanly_after_enter(&mut running, "press Enter")?;
     ctx.passed("after Enter it closed the socket and exited with code 0");
+
+    // The call itself, as strace sees it, where strace is installed.
+    match ctx.trace(&[], "socket") {
+        None => ctx.skipped("the system call as strace shows it (strace is not installed)"),
+        Some(Err(why)) => ctx.skipped(format!("the system call as strace shows it ({why})")),
+        Some(Ok(lines)) => {
+            let Some(call) = lines.iter().find(|l| l.starts_with("socket(")) else {
+                return Err(Failure::new(
+                    "run it under strace -e trace=socket",
+                    "one socket() call",
+                    format!("strace saw no socket() call: {lines:?}"),
+                ));
+            };
+            if !(call.contains("AF_INET,")
+                && call.contains("SOCK_STREAM")
+                && call.contains("IPPROTO_TCP"))
+            {
+                return Err(Failure::new(
+                    "run it under strace -e trace=socket",
+                    "socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_TCP) = 3",
+                    format!("strace saw {call}"),
+                ));
+            }
+            ctx.passed(format!("strace: {call}"));
+        }
+    }
     Ok(())
 }

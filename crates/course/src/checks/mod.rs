@@ -72,6 +72,13 @@ impl Ctx {
         Running::start(&self.program, args)
     }
 
+    /// Runs the program to its end under strace (stdin at end of file), keeping the lines of
+    /// `calls` (e.g. "socket,bind"). `None` where strace is not installed: a check uses it
+    /// when it can and says when it cannot, never requires it.
+    pub fn trace(&self, args: &[&str], calls: &str) -> Option<Result<Vec<String>, String>> {
+        crate::program::trace(&self.program, args, calls)
+    }
+
     /// Reports one part of the check that passed.
     pub fn passed(&self, what: impl AsRef<str>) {
         tutor::outln!("  ok: {}", what.as_ref());
