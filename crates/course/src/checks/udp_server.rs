@@ -6,7 +6,7 @@ use std::time::Duration;
 use socket2::{SockAddr, Socket};
 
 use super::peer_sockets::{self as peer, bytes, datagram};
-use super::{Ctx, show};
+use super::{Ctx, show, wait_until};
 use crate::Failure;
 
 /// How long a client waits for its answer: silence is the only sign UDP gives.
@@ -17,6 +17,9 @@ pub fn check(ctx: &Ctx) -> Result<(), Failure> {
     let at = server.expect_address("listening on")?;
     let (a, _) = peer::udp(ANSWER).map_err(peer::setup)?;
     let (b, _) = peer::udp(ANSWER).map_err(peer::setup)?;
+    for client in [&a, &b] {
+        client.set_nonblocking(true).map_err(peer::setup)?;
+    }
     let to = SockAddr::from(at);
     let big = bytes(8000, 8);
     let turns: [(&str, &Socket, &Socket, &[u8]); 5] = [
@@ -34,7 +37,14 @@ pub fn check(ctx: &Ctx) -> Result<(), Failure> {
         );
         let expected = format!("client {name} gets its datagram back, whole, from {at}");
         let _ = own.send_to(message, &to);
-        match datagram(own) {
+        // Watch both clients: the answer may go to the wrong one.
+        let (mut answered, mut misdirected) = (None, None);
+        wait_until(ANSWER, || {
+            answered = datagram(own);
+            misdirected = datagram(other).filter(|(answer, _)| answer == message);
+            answered.is_some() || misdirected.is_some()
+        });
+        match answered {
             Some((answer, from)) if answer == message && from == Some(at) => continue,
             Some((answer, _)) if message.starts_with(&answer) && answer.len() < message.len() => {
                 return Err(Failure::new(
@@ -59,9 +69,6 @@ pub fn check(ctx: &Ctx) -> Result<(), Failure> {
             }
             None => {}
         }
-        let _ = other.set_nonblocking(true);
-        let misdirected = datagram(other).filter(|(answer, _)| answer == message);
-        let _ = other.set_nonblocking(false);
         if misdirected.is_some() {
             let other_name = if name == "A" { "B" } else { "A" };
             return Err(Failure::new(
