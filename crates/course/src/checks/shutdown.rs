@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use super::peer_sockets::{self as peer, Ended, bytes, first_difference, size};
 use super::piped::Piped;
-use super::watch::{all_read, gone, sleeps_in_recv};
+use super::watch::{all_read, gone, queues, sleeps_in_recv, state};
 use super::{Ctx, QUICK, show, wait_until};
 use crate::Failure;
+use tutor::observe::TcpState;
 
 /// How long the server waits for the client's FIN.
 const FIN: Duration = Duration::from_secs(3);
@@ -26,19 +27,36 @@ pub fn check(ctx: &Ctx) -> Result<(), Failure> {
     );
     let (conn, client) = peer::accept(&listener, client, &what)?;
     let (ours, theirs) = peer::addresses(&conn);
-    let _ = conn.set_read_timeout(Some(FIN));
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(50)));
 
+    // Read until end of file; or until the client is seen waiting for the answer with no FIN
+    // sent (its end has nothing unacknowledged, ours is still ESTABLISHED): a deadlock, which
+    // waiting longer would not end.
     let mut got = Vec::new();
-    match peer::read_all(&conn, &mut got, 1 << 20) {
+    let mut ended = Ended::Silence;
+    let no_fin_sent = || {
+        sleeps_in_recv(pid)
+            && queues(theirs, ours) == Some((0, 0))
+            && state(ours, theirs) == Some(TcpState::Established)
+    };
+    wait_until(FIN, || {
+        ended = peer::read_all(&conn, &mut got, 1 << 20);
+        !matches!(ended, Ended::Silence) || gone(pid) || (got == request && no_fin_sent())
+    });
+    if matches!(ended, Ended::Silence) {
+        // A client that has just exited: its FIN is here by now.
+        ended = peer::read_all(&conn, &mut got, 1 << 20);
+    }
+    match ended {
         Ended::Eof if got == request => ctx.passed("the request came, then the client's FIN"),
         Ended::Silence if got == request => {
             return Err(Failure::new(
                 what,
                 "the request, then a FIN (shutdown(Shutdown::Write)): the server's recv() returns 0 and it answers",
                 format!(
-                    "the whole request came ({} bytes), then no FIN for {FIN:?}. Your client never shut down its \
-                     sending half, so the server cannot know that the request is complete, and waits, as your client \
-                     waits for the answer. Closing a copy of the socket (try_clone) sends no FIN while another \
+                    "the whole request came ({} bytes), then no FIN, and your client waits in recv() for the answer. \
+                     It never shut down its sending half, so the server cannot know that the request is complete: \
+                     each waits for the other. Closing a copy of the socket (try_clone) sends no FIN while another \
                      descriptor is open; shutdown(Shutdown::Write) does",
                     request.len()
                 ),

@@ -62,6 +62,15 @@ pub fn queues(local: SocketAddr, remote: SocketAddr) -> Option<(u32, u32)> {
         .map(|e| (e.rx_queue, e.tx_queue))
 }
 
+/// The TCP state of the end `local` of the connection to `remote`.
+pub fn state(local: SocketAddr, remote: SocketAddr) -> Option<tutor::observe::TcpState> {
+    tutor::observe::tcp_sockets()
+        .ok()?
+        .into_iter()
+        .find(|e| e.local == local && e.remote == remote)
+        .map(|e| e.state)
+}
+
 /// Everything `ours` sent has been read by the program at the other end (or it has gone).
 pub fn all_read(ours: SocketAddr, theirs: SocketAddr) -> bool {
     matches!(queues(ours, theirs), Some((_, 0)) | None)
