@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::peer_sockets::{self as peer, Ended, bytes, first_difference, size};
-use super::watch::open_fds;
+use super::watch::{open_fds, sleeps_in_recv, threads};
 use super::{Ctx, show, wait_until};
 use crate::Failure;
 
@@ -53,16 +53,33 @@ pub fn check(ctx: &Ctx) -> Result<(), Failure> {
     let next = peer::connect(at, ECHO).map_err(peer::setup)?;
     let hello = b"hello from the second client\n";
     let _ = (&next).write_all(hello);
+    // Wait for the echo; or until the kernel shows the one-at-a-time deadlock: a process of one
+    // thread asleep in recv() (on the silent client) while the second client waits in the
+    // accept queue, which waiting longer would not end.
+    let _ = next.set_read_timeout(Some(Duration::from_millis(50)));
     let mut echo = Vec::new();
-    let _ = peer::read_all(&next, &mut echo, hello.len());
+    let mut stuck = false;
+    wait_until(ECHO, || {
+        let _ = peer::read_all(&next, &mut echo, hello.len());
+        stuck = threads(pid) == Some(1)
+            && sleeps_in_recv(pid)
+            && tutor::observe::accept_queue_len(at).is_some_and(|queued| queued > 0);
+        echo.len() >= hello.len() || stuck
+    });
     if echo != hello {
         return Err(Failure::new(
             "connect a client that says nothing, then a second client that says hello",
             format!("the second client gets its echo within {ECHO:?}, while the first is still connected"),
             format!(
-                "it got {}: your server serves one client at a time, and the silent one holds up everyone behind \
-                 it. Serve each client on a thread of its own (or with an event loop)",
-                show(&echo)
+                "it got {}{}: your server serves one client at a time, and the silent one holds up everyone \
+                 behind it. Serve each client on a thread of its own (or with an event loop)",
+                show(&echo),
+                if stuck {
+                    ", and never will: the server's only thread sleeps in recv(), on the silent client, while the \
+                     second client's connection waits in the accept queue"
+                } else {
+                    ""
+                }
             ),
         )
         .read("lessons/10-many-clients.md#threads-one-thread-per-client"));

@@ -77,6 +77,13 @@ pub fn all_read(ours: SocketAddr, theirs: SocketAddr) -> bool {
         && matches!(queues(theirs, ours), Some((0, _)) | None)
 }
 
+/// How many threads the process has.
+pub fn threads(pid: u32) -> Option<usize> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()
+        .map(|d| d.count())
+}
+
 /// How many descriptors the process has open.
 pub fn open_fds(pid: u32) -> Option<usize> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
