@@ -46,14 +46,17 @@ fn fenced_blocks(markdown: &str) -> Vec<(usize, String, Vec<String>)> {
     found
 }
 
-/// The path an excerpt names on its first line (`// crates/x/src/main.rs`), if it does.
+/// The path an excerpt names on its first line (`// crates/x/src/main.rs`, or a bare program,
+/// `// solutions/05_echo.rs`), if it does.
 fn named_file(first_line: &str) -> Option<&str> {
     let rest = first_line
         .strip_prefix("// ")
         .or_else(|| first_line.strip_prefix("# "))?
         .trim();
-    let looks_like_a_path =
-        (rest.starts_with("crates/") || rest.starts_with("scripts/")) && !rest.contains(' ');
+    let looks_like_a_path = ["crates/", "scripts/", "solutions/", "exercises/"]
+        .iter()
+        .any(|dir| rest.starts_with(dir))
+        && !rest.contains(' ');
     looks_like_a_path.then_some(rest)
 }
 
@@ -206,5 +209,7 @@ mod tests {
         assert!(excerpts(md, "l.md").is_err());
         let md = "```rust\n// crates/x.rs\nlet x = 1;\n```\n";
         assert_eq!(excerpts(md, "l.md").expect("fine").len(), 1);
+        let md = "```rust\n// solutions/05_echo.rs\nlet x = 1;\n```\n";
+        assert_eq!(excerpts(md, "l.md").expect("fine")[0].file, "solutions/05_echo.rs");
     }
 }

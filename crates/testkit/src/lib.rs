@@ -71,6 +71,28 @@ fn build_workspace() {
     });
 }
 
+/// Builds the bare programs (the `solutions` package, not a workspace member) where
+/// `cargo course check NAME --solution` looks for them (`target/course/solutions`), once per
+/// test process, so that the lessons' transcripts of those checks never wait for a compiler.
+pub fn build_solutions() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target"))
+            .join("course/solutions");
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--bins", "--manifest-path"])
+            .arg(root().join("solutions/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(target)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cargo build of solutions/ failed");
+    });
+}
+
 /// Where a program is on `PATH`, if it is installed.
 pub fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;

@@ -18,6 +18,8 @@
 //! - `cargo run [-q] -p NAME [-- ARGS]` runs the workspace binary NAME with ARGS, and
 //!   `cargo run [-q] -p NAME --example EX [-- ARGS]` its example EX; any other program runs
 //!   as it is, from the repository root, and `VAR=value` before a command sets a variable.
+//!   `cargo course ARGS` (the alias in `.cargo/config.toml`) runs the workspace binary
+//!   `course` with ARGS, e.g. `cargo course check 05_echo --solution`.
 //!   A word `target/debug/NAME` names the binary NAME the tests built.
 //! - `$ echo $?` prints the exit code of the command before it. A command that fails must be
 //!   followed by `$ echo $?`: a transcript may not hide a failure.
@@ -284,14 +286,18 @@ fn prepare_in(
     Ok(command)
 }
 
-/// `cargo run [-q] -p NAME [--example EX] [-- ARGS]` becomes the built binary and ARGS.
+/// `cargo run [-q] -p NAME [--example EX] [-- ARGS]` becomes the built binary and ARGS;
+/// `cargo course ARGS` (an alias for `cargo run -q -p course -- ARGS`) the course's checker.
 fn cargo_run(words: &[String], bin_dir: &Path) -> Result<(PathBuf, Vec<String>), String> {
     let usage = || {
         format!(
-            "only `cargo run [-q] -p NAME [--example EX] [-- ARGS]` can run in a transcript, not `cargo {}`",
+            "only `cargo run [-q] -p NAME [--example EX] [-- ARGS]` or `cargo course ARGS` can run in a transcript, not `cargo {}`",
             words.join(" ")
         )
     };
+    if let Some(("course", args)) = words.split_first().map(|(a, rest)| (a.as_str(), rest)) {
+        return Ok((bin_dir.join("course"), args.to_vec()));
+    }
     let (cargo_args, args) = match words.iter().position(|w| w == "--") {
         Some(at) => (&words[..at], words[at + 1..].to_vec()),
         None => (words, Vec::new()),
@@ -475,6 +481,12 @@ mod tests {
         assert_eq!(args, ["--port", "0"]);
         let build: Vec<String> = ["build"].map(String::from).to_vec();
         assert!(cargo_run(&build, bin).is_err());
+        let course: Vec<String> = ["course", "check", "05_echo", "--solution"]
+            .map(String::from)
+            .to_vec();
+        let (program, args) = cargo_run(&course, bin).expect("the alias");
+        assert_eq!(program, Path::new("/t/debug/course"));
+        assert_eq!(args, ["check", "05_echo", "--solution"]);
     }
 
     #[test]

@@ -30,8 +30,10 @@ fn relative(path: &Path) -> String {
 #[test]
 fn every_transcript_is_what_the_programs_print() {
     let bin_dir = testkit::bin_dir();
-    // Build once before the lessons run in parallel.
+    // Build once before the lessons run in parallel: the workspace (with the course's
+    // checker), and the bare programs its `cargo course check NAME --solution` runs.
     let _ = testkit::bin("step1_create");
+    testkit::build_solutions();
     let handles: Vec<_> = lesson_files()
         .into_iter()
         .map(|file| {
