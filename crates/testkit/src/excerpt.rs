@@ -210,6 +210,9 @@ mod tests {
         let md = "```rust\n// crates/x.rs\nlet x = 1;\n```\n";
         assert_eq!(excerpts(md, "l.md").expect("fine").len(), 1);
         let md = "```rust\n// solutions/05_echo.rs\nlet x = 1;\n```\n";
-        assert_eq!(excerpts(md, "l.md").expect("fine")[0].file, "solutions/05_echo.rs");
+        assert_eq!(
+            excerpts(md, "l.md").expect("fine")[0].file,
+            "solutions/05_echo.rs"
+        );
     }
 }
