@@ -183,6 +183,24 @@ fn every_solution_passes_its_check() {
 }
 
 #[test]
+fn check_builds_the_program_itself() {
+    // `--solution` takes the path a learner's `cargo course check NAME` takes: cargo builds the
+    // one program, then the check runs it.
+    solutions();
+    let out = Command::new(env!("CARGO_BIN_EXE_course"))
+        .args(["check", "03_listen", "--solution"])
+        .env("CARGO", env!("CARGO"))
+        .output()
+        .expect("course runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("Checking solutions/03_listen.rs") && text.contains("PASS"),
+        "{text}"
+    );
+}
+
+#[test]
 fn every_untouched_exercise_fails_naming_a_lesson() {
     for name in names() {
         let (code, out) = check(&name, &fixtures().join(format!("{name}-untouched")));
