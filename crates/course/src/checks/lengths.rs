@@ -105,6 +105,14 @@ pub fn check(ctx: &Ctx) -> Result<(), Failure> {
             ),
         ));
     }
+    let seen = server.what_happened();
+    if server.exited().is_some() || seen.contains("todo!()") {
+        return Err(Failure::new(
+            what,
+            expected,
+            format!("the answers were {}; {seen}", show(&answers)),
+        ));
+    }
     let happened = format!(
         "the answers were {}, then {}. A stream keeps no boundaries: one recv() may hold two lines, or part of \
          one. Collect the bytes, and answer each time a newline completes a line",

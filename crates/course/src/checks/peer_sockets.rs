@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+/// 127.0.0.1, port 0: the kernel chooses the port.
 pub fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
@@ -18,18 +19,26 @@ pub fn listener(limit: Duration) -> std::io::Result<(Socket, SocketAddr)> {
     socket.listen(8)?;
     // On Linux SO_RCVTIMEO bounds accept() too.
     socket.set_read_timeout(Some(limit))?;
-    let address = socket.local_addr()?.as_socket().expect("ipv4");
+    let address = socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| std::io::Error::other("no IPv4 address"))?;
     Ok((socket, address))
 }
 
+/// A UDP socket on a port of the kernel's choosing; its recv() gives up after `limit`.
 pub fn udp(limit: Duration) -> std::io::Result<(Socket, SocketAddr)> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     socket.bind(&SockAddr::from(loopback()))?;
     socket.set_read_timeout(Some(limit))?;
-    let address = socket.local_addr()?.as_socket().expect("ipv4");
+    let address = socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| std::io::Error::other("no IPv4 address"))?;
     Ok((socket, address))
 }
 
+/// A TCP client of `address`; its connect, recv and send give up after `limit`.
 pub fn connect(address: SocketAddr, limit: Duration) -> std::io::Result<Socket> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
     socket.connect_timeout(&SockAddr::from(address), limit)?;
@@ -38,6 +47,7 @@ pub fn connect(address: SocketAddr, limit: Duration) -> std::io::Result<Socket> 
     Ok(socket)
 }
 
+/// A connected socket's own address and its peer's.
 pub fn addresses(socket: &Socket) -> (SocketAddr, SocketAddr) {
     let local = socket.local_addr().ok().and_then(|a| a.as_socket());
     let peer = socket.peer_addr().ok().and_then(|a| a.as_socket());

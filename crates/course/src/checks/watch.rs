@@ -35,6 +35,7 @@ pub fn gone(pid: u32) -> bool {
     matches!(where_is(pid), None | Some(('Z', _)))
 }
 
+/// Sends signal `name` (STOP, CONT, ...) to the process with kill(1).
 pub fn signal(pid: u32, name: &str) -> bool {
     Command::new("kill")
         .args(["-s", name, &pid.to_string()])
@@ -45,11 +46,12 @@ pub fn signal(pid: u32, name: &str) -> bool {
 /// Stops the process and lets it go on again, as Ctrl-Z and `fg` would. A send() asleep for
 /// room returns at once with the count it has taken so far: a short send.
 pub fn stop_and_continue(pid: u32) -> bool {
-    signal(pid, "STOP")
+    let stopped = signal(pid, "STOP")
         && wait_until(Duration::from_secs(2), || {
             matches!(where_is(pid), Some(('T' | 't', _)))
-        })
-        && signal(pid, "CONT")
+        });
+    // Continued whatever happened: a program is never left stopped.
+    signal(pid, "CONT") && stopped
 }
 
 /// Bytes that arrived at the end `local` of the connection to `remote` and were not read yet
