@@ -60,7 +60,7 @@ fn a_second_bind_to_a_held_address_fails_with_eaddrinuse_in_one_line() {
     assert_eq!(errors.len(), 1, "{}", second.output);
     assert!(errors[0].contains(&format!("bind(3, 127.0.0.1:{port}) failed with EADDRINUSE")));
     assert!(errors[0].contains("--port") && errors[0].ends_with("see lessons/02-bind.md"));
-    first.close_stdin();
+    first.send_stdin("\n"); // Enter: at end of input it would keep waiting for a signal
     assert_eq!(first.finish(LIMIT).code, Some(0));
     // Closed, the address is free again at once: this socket never connected.
     let third = run(step2(), ["--port", port], LIMIT);
@@ -86,7 +86,7 @@ fn with_so_reuseaddr_on_both_two_sockets_share_a_port_until_one_listens() {
         "the second without it: {}",
         without.output
     );
-    first.close_stdin();
+    first.send_stdin("\n"); // Enter: at end of input it would keep waiting for a signal
     first.finish(LIMIT);
 
     // Once one of them listens, SO_REUSEADDR no longer helps.
@@ -203,7 +203,7 @@ fn a_unix_bind_creates_a_socket_file_that_close_leaves_behind() {
     assert_eq!(held.wait_ready(LIMIT), path_arg);
     let meta = std::fs::symlink_metadata(&path).expect("bind created the file");
     assert!(meta.file_type().is_socket(), "it is a socket file");
-    held.close_stdin();
+    held.send_stdin("\n"); // Enter: at end of input it would keep waiting for a signal
     assert_eq!(held.finish(LIMIT).code, Some(0));
     assert!(!path.exists(), "without --keep-file the program removes it");
 
@@ -259,7 +259,7 @@ fn a_bound_socket_is_not_in_the_tcp_table_until_it_listens() {
         !listed,
         "bound only: not in /proc/net/tcp, so ss -t does not show it"
     );
-    held.close_stdin();
+    held.send_stdin("\n"); // Enter: at end of input it would keep waiting for a signal
     held.finish(LIMIT);
 }
 
@@ -325,4 +325,111 @@ fn tcp_and_udp_have_separate_ports() {
     );
     let tcp_again = run(step2(), ["--port", &port.to_string()], LIMIT);
     assert_eq!(tcp_again.code, Some(1), "while a second TCP socket cannot");
+}
+
+// ---- issue 8: files, signals and standard streams ----
+
+#[test]
+fn keep_file_keeps_the_file_on_ctrl_c_too() {
+    let path = unique_path("keep-ctrl-c");
+    let _ = std::fs::remove_file(&path);
+    let path_arg = path.to_str().expect("utf-8 path");
+    let mut held = Running::start(
+        step2(),
+        [
+            "--family",
+            "unix",
+            "--path",
+            path_arg,
+            "--hold",
+            "--keep-file",
+        ],
+    );
+    assert_eq!(held.wait_ready(LIMIT), path_arg);
+    held.signal(2);
+    held.expect_line("Ctrl-C: stopping", LIMIT);
+    let done = held.finish(LIMIT);
+    assert_eq!(done.code, Some(0), "{}", done.output);
+    assert!(!done.says("-> unlink("), "{}", done.output);
+    assert!(path.exists(), "--keep-file: the file stays, Ctrl-C or not");
+    std::fs::remove_file(&path).expect("clean up");
+}
+
+#[test]
+fn a_file_put_in_place_of_the_socket_is_left_when_the_program_ends() {
+    let path = unique_path("replaced");
+    let _ = std::fs::remove_file(&path);
+    let path_arg = path.to_str().expect("utf-8 path");
+    let mut held = Running::start(step2(), ["--family", "unix", "--path", path_arg, "--hold"]);
+    assert_eq!(held.wait_ready(LIMIT), path_arg);
+    std::fs::remove_file(&path).expect("the user removes the socket file");
+    std::fs::write(&path, "mine\n").expect("and saves a file of their own there");
+    held.send_stdin("\n");
+    let done = held.finish(LIMIT);
+    assert_eq!(done.code, Some(0), "{}", done.output);
+    assert!(
+        done.says("in place: it is not the socket this program bound"),
+        "{}",
+        done.output
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("still there"),
+        "mine\n"
+    );
+    std::fs::remove_file(&path).expect("clean up");
+}
+
+#[test]
+fn hold_at_end_of_input_waits_for_a_signal() {
+    let mut held = Running::start(step2(), ["--port", "0", "--hold"]);
+    held.wait_ready(LIMIT);
+    held.close_stdin(); // as `</dev/null` or a background job
+    held.expect_line("standard input ended", LIMIT);
+    // Still holding the socket: only a signal ends it now.
+    held.signal(15);
+    held.expect_line("SIGTERM: stopping.", LIMIT);
+    let done = held.finish(LIMIT);
+    assert_eq!(done.code, Some(0), "{}", done.output);
+    assert!(!done.says("-> close(3)"), "{}", done.output);
+}
+
+/// A standard error whose reader has gone: every write to it fails with EPIPE.
+fn broken_stderr() -> std::process::Stdio {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    writer.into()
+}
+
+#[test]
+fn a_broken_stderr_does_not_turn_an_error_into_a_panic() {
+    // A socket error: exit 1, not 101.
+    let taken = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    taken
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    let port = taken
+        .local_addr()
+        .expect("address")
+        .as_socket()
+        .expect("ip")
+        .port()
+        .to_string();
+    let mut command = Command::new(step2());
+    command
+        .args(["--port", &port])
+        .stdout(std::process::Stdio::null())
+        .stderr(broken_stderr());
+    let code = command.status().expect("runs").code();
+    assert_eq!(
+        code,
+        Some(1),
+        "a socket error exits 1 even when stderr is gone"
+    );
+    // A usage error: exit 2.
+    let mut command = Command::new(step2());
+    command
+        .args(["--family", "ipx"])
+        .stdout(std::process::Stdio::null())
+        .stderr(broken_stderr());
+    assert_eq!(command.status().expect("runs").code(), Some(2));
 }

@@ -153,11 +153,8 @@ fn bind_server(
     let fd = socket.as_raw_fd();
     say.returned(fd);
     say.call(sys::bind(fd, address), "socket.bind(&address)");
-    say.check(socket.bind(address))?;
+    say.check(interrupt::owned_bind(address, || socket.bind(address)))?;
     say.returned(0);
-    if let Some(path) = address.as_pathname() {
-        interrupt::remove_on_ctrl_c(path);
-    }
     say.call(sys::getsockname(fd), "socket.local_addr()");
     let local = say.check(socket.local_addr())?;
     say.returned(addr::show(&local));
@@ -267,9 +264,8 @@ fn client(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
     // would see "(unnamed)" as the sender and have nowhere to send its answer.
     if let Some(own) = &own {
         say.call(sys::bind(fd, own), "socket.bind(&own_path)");
-        say.check(socket.bind(own))?;
+        say.check(interrupt::owned_bind(own, || socket.bind(own)))?;
         say.returned("0: the server can answer this path");
-        interrupt::remove_on_ctrl_c(&own_path);
     }
     let result = talk(say, &socket, &server, message, cli);
     say.call(sys::close(fd), "drop(socket)");
@@ -406,16 +402,24 @@ impl Places {
 fn demo(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
     let family = cli.address.family;
     let server_say = story.actor("server");
-    let dir = (family == Family::Unix)
-        .then(|| std::env::temp_dir().join(format!("step8_udp-demo-{}", std::process::id())));
-    let address = match &dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|error| Failure::Socket {
-                call: format!("mkdir(\"{}\")", dir.display()),
-                error,
-            })?;
-            addr::unix(&dir.join("server.sock"))?
+    // The unix peers' files go in a directory made new for this run (mkdir fails if the name
+    // exists): nothing that was there before is touched.
+    let dir = match family {
+        Family::Unix => {
+            Some(
+                interrupt::fresh_dir("step8_udp-demo").map_err(|error| Failure::Socket {
+                    call: format!(
+                        "mkdir(\"{}/step8_udp-demo-...\")",
+                        std::env::temp_dir().display()
+                    ),
+                    error,
+                })?,
+            )
         }
+        _ => None,
+    };
+    let address = match &dir {
+        Some(dir) => addr::unix(&dir.join("server.sock"))?,
         None => cli.address.resolve(&server_say)?,
     };
     let result = (|| {
@@ -442,7 +446,9 @@ fn demo(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
         Ok(())
     })();
     if let Some(dir) = &dir {
-        let _ = std::fs::remove_dir_all(dir);
+        for why in interrupt::remove_fresh_dir(dir) {
+            story.note(why);
+        }
     }
     result
 }
@@ -460,7 +466,7 @@ fn demo_client(say: &Narrator, places: &Places, name: &str) -> Result<(Socket, S
     let fd = socket.as_raw_fd();
     say.returned(fd);
     say.call(sys::bind(fd, &own), "socket.bind(&own)");
-    say.check(socket.bind(&own))?;
+    say.check(interrupt::owned_bind(&own, || socket.bind(&own)))?;
     say.returned(0);
     say.call(sys::getsockname(fd), "socket.local_addr()");
     let local = say.check(socket.local_addr())?;

@@ -159,7 +159,10 @@ pub fn parse_args<C: Parser>() -> C {
                 | ErrorKind::DisplayVersion
                 | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => err.exit(),
                 _ => {
-                    eprintln!("{}", one_line(&err.render().to_string()));
+                    // A closed stderr must not turn a usage error (exit 2) into a panic.
+                    use std::io::Write;
+                    let line = crate::addr::printable(&one_line(&err.render().to_string()));
+                    let _ = writeln!(std::io::stderr().lock(), "{line}");
                     std::process::exit(2);
                 }
             }
