@@ -70,7 +70,7 @@ struct Cli {
     backlog: u32,
 
     /// Stop after serving this many clients [default: serve until Ctrl-C]
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = tutor::cli::count::<u64>)]
     max_clients: Option<u64>,
 
     /// The most bytes one recv() may return (the size of the receive buffer)

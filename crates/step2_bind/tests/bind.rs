@@ -433,3 +433,94 @@ fn a_broken_stderr_does_not_turn_an_error_into_a_panic() {
         .stderr(broken_stderr());
     assert_eq!(command.status().expect("runs").code(), Some(2));
 }
+
+// ---- issue 8: messages that do not mislead ----
+
+#[test]
+fn a_path_with_control_characters_is_printed_escaped_in_one_line() {
+    let path = format!("/nonexistent-{}/evil\x1b[2J\nline.sock", std::process::id());
+    let mut command = Command::new(step2());
+    command.args(["--family", "unix", "--path", &path]);
+    let out = testkit::process::run_separately(command, LIMIT);
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "one line: {:?}", out.stderr);
+    assert!(
+        !out.stderr.contains('\x1b') && !out.stdout.contains('\x1b'),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("evil\\u{1b}[2J\\nline.sock"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("ENOENT"), "{}", out.stderr);
+}
+
+#[test]
+fn host_accepts_the_bracketed_form_the_programs_print() {
+    if Socket::new(Domain::IPV6, Type::STREAM, None).is_err() {
+        testkit::skip("[::1]", "no IPv6 on this machine");
+        return;
+    }
+    let out = run(step2(), ["--family", "ipv6", "--host", "[::1]"], LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    assert!(out.says("-> bind(3, [::1]:0)"), "{}", out.output);
+}
+
+#[test]
+fn an_ipv6_zone_is_the_scope_id_or_one_clear_refusal() {
+    if Socket::new(Domain::IPV6, Type::STREAM, None).is_err() {
+        testkit::skip("zone", "no IPv6 on this machine");
+        return;
+    }
+    // lo is interface 1 on Linux; by name or by number, the zone becomes the scope id.
+    for host in ["fe80::1%lo", "fe80::1%1"] {
+        let out = run(step2(), ["--family", "ipv6", "--host", host], LIMIT);
+        assert!(
+            out.says("-> bind(3, [fe80::1%1]:0)"),
+            "{host}: {}",
+            out.output
+        );
+        assert!(!out.says("already bound"), "{host}: {}", out.output);
+    }
+    let refused = testkit::process::fails_in_one_line(
+        step2(),
+        &["--family", "ipv6", "--host", "fe80::1%no-such-if0"],
+        2,
+    );
+    assert!(
+        refused.contains("no network interface named 'no-such-if0'"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn eacces_on_a_unix_path_is_about_the_directorys_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let euid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    if euid.is_ok_and(|uid| uid != 0) {
+        testkit::skip("unix eacces", "needs root to run a copy as user nobody");
+        return;
+    }
+    // A directory only root may write to; the program runs as nobody.
+    let dir = std::env::temp_dir().join(format!("step2-test-{}-locked", std::process::id()));
+    let _ = std::fs::create_dir(&dir);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = dir.join("app.sock");
+    let mut command = Command::new(step2());
+    command
+        .args(["--family", "unix", "--path", path.to_str().expect("utf-8")])
+        .uid(65534)
+        .gid(65534);
+    let out = testkit::process::run_separately(command, LIMIT);
+    std::fs::remove_dir(&dir).expect("clean up");
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("EACCES"), "{}", out.stderr);
+    assert!(out.stderr.contains("directory"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("--port"),
+        "not about ports: {}",
+        out.stderr
+    );
+}

@@ -70,7 +70,7 @@ struct Cli {
     bufsize: u32,
 
     /// The server stops after answering this many datagrams [default: serve until Ctrl-C]
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "demo")]
+    #[arg(long, value_parser = tutor::cli::count::<u32>, conflicts_with = "demo")]
     max_datagrams: Option<u32>,
 
     /// How long the client waits for an answer, in milliseconds
@@ -267,12 +267,25 @@ fn client(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
                 .into(),
         ));
     }
+    if family != Family::Unix && cli.client_path.is_some() {
+        return Err(Failure::Usage(format!(
+            "--client-path applies to --family unix only, not {family}"
+        )));
+    }
     let server = cli.address.resolve(say)?;
     let own_path = cli.client_path.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("step8_udp-client-{}.sock", std::process::id()))
     });
     let own = (family == Family::Unix)
-        .then(|| addr::unix(&own_path))
+        .then(|| {
+            SockAddr::unix(&own_path).map_err(|_| {
+                Failure::Usage(format!(
+                    "--client-path {} is {} bytes long; a unix socket path holds at most 107 bytes",
+                    addr::printable(&own_path.display().to_string()),
+                    own_path.as_os_str().len()
+                ))
+            })
+        })
         .transpose()?;
     let message = cli.message.as_bytes();
 
@@ -285,7 +298,11 @@ fn client(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
     // would see "(unnamed)" as the sender and have nowhere to send its answer.
     if let Some(own) = &own {
         say.call(sys::bind(fd, own), "socket.bind(&own_path)");
-        say.check(interrupt::owned_bind(own, || socket.bind(own)))?;
+        let bound = say.check(interrupt::owned_bind(own, || socket.bind(own)));
+        if bound.is_err() {
+            say.note("this path is the client's own address: choose another with --client-path");
+        }
+        bound?;
         say.returned("0: the server can answer this path");
     }
     let result = talk(say, &socket, &server, message, cli);

@@ -91,6 +91,10 @@ pub fn hint_for_call(call: &str, error: &io::Error) -> (&'static str, Option<&'s
             "a unix socket's file is created in its directory: that needs write and search (x) permission on the directory of --path; choose a directory you may write to, such as /tmp",
             Some("lessons/02-bind.md"),
         ),
+        ("bind", Some(libc::EADDRINUSE)) if on_a_path => (
+            "something already has that path (a socket file, bound or left behind, or any other file); bind only creates a new file: choose another path, or remove the file if you know it is a stale socket of yours",
+            Some("lessons/02-bind.md"),
+        ),
         ("connect", Some(libc::EACCES)) if on_a_path => (
             "connecting to a unix socket needs write permission on the socket file and search (x) permission on every directory of its path",
             Some("lessons/07-connect.md"),
