@@ -195,26 +195,22 @@ fn close_with_unread_data(
     conn: Socket,
     ends: &Ends,
 ) -> Result<(), Failure> {
-    let mut buf = [0u8; BUF];
     let sent = narrate!(voice.client, client.send(b"one more thing"))?;
     unread(&voice.kernel, ends, sent);
 
     let before = observe::netstat_counter("TcpExt", "TCPAbortOnClose");
     narrate!(voice.server, drop(conn));
-    if table(&voice.kernel, ends, None, None) == (None, None) {
-        voice.kernel.note("the kernel threw the unread bytes away and sent a reset (RST), not a FIN: both ends are gone, and there is no TIME-WAIT");
-    }
-    counted(
-        &voice.kernel,
-        "TCPAbortOnClose",
-        before,
-        "a close that threw unread data away",
-    );
-    if let Err(failure) = narrate!(voice.client, (&client).read(&mut buf)) {
-        voice.client.hint(&failure);
-    }
-    narrate!(voice.client, drop(client));
-    Ok(())
+    reset_seen(
+        voice,
+        client,
+        ends,
+        "the kernel threw the unread bytes away and sent a reset (RST), not a FIN: both ends are gone, and there is no TIME-WAIT",
+        (
+            "TCPAbortOnClose",
+            before,
+            "a close that threw unread data away",
+        ),
+    )
 }
 
 /// Part 4. SO_LINGER with a time of 0 makes close() abort the connection on purpose.
@@ -224,22 +220,39 @@ fn abortive_close(
     conn: Socket,
     ends: &Ends,
 ) -> Result<(), Failure> {
-    let mut buf = [0u8; BUF];
-
     // SO_LINGER says what close() does with data not yet delivered: on, with a time of 0,
     // means "throw it away and reset the connection".
     narrate!(voice.server, conn.set_linger(Some(Duration::ZERO)))?;
     let before = observe::netstat_counter("TcpExt", "TCPAbortOnData");
     narrate!(voice.server, drop(conn));
+    reset_seen(
+        voice,
+        client,
+        ends,
+        "with a linger time of 0, close() sent a reset (RST) and no FIN: both ends are gone at once, and there is no TIME-WAIT",
+        (
+            "TCPAbortOnData",
+            before,
+            "the kernel's name for an abort by SO_LINGER 0",
+        ),
+    )
+}
+
+/// How parts 3 and 4 end: the server's close sent a reset, so both ends are gone at once
+/// (`gone`: why), the kernel counted the abort (`counter`: its name, its value before, and
+/// what it counts), and the client's next recv() reports the reset.
+fn reset_seen(
+    voice: &Voices,
+    client: Socket,
+    ends: &Ends,
+    gone: &str,
+    (counter, before, meaning): (&str, Option<u64>, &str),
+) -> Result<(), Failure> {
     if table(&voice.kernel, ends, None, None) == (None, None) {
-        voice.kernel.note("with a linger time of 0, close() sent a reset (RST) and no FIN: both ends are gone at once, and there is no TIME-WAIT");
+        voice.kernel.note(gone);
     }
-    counted(
-        &voice.kernel,
-        "TCPAbortOnData",
-        before,
-        "the kernel's name for an abort by SO_LINGER 0",
-    );
+    counted(&voice.kernel, counter, before, meaning);
+    let mut buf = [0u8; BUF];
     if let Err(failure) = narrate!(voice.client, (&client).read(&mut buf)) {
         voice.client.hint(&failure);
     }
