@@ -30,11 +30,14 @@ pub fn run(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
             cli.family
         )));
     }
-    let wanted = addr::endpoint(&server, cli.family, cli.host.as_deref(), 0, &path)?;
+    let address = addr::endpoint(&server, cli.family, cli.host.as_deref(), 0, &path)?;
     let protocol = (cli.family != Family::Unix).then_some(Protocol::TCP);
-    let listener = narrate!(server, Socket::new(wanted.domain(), Type::STREAM, protocol))?;
-    narrate!(server, listener.bind(&wanted))?;
-    if let Some(path) = wanted.as_pathname() {
+    let listener = narrate!(
+        server,
+        Socket::new(address.domain(), Type::STREAM, protocol)
+    )?;
+    narrate!(server, listener.bind(&address))?;
+    if let Some(path) = address.as_pathname() {
         interrupt::remove_on_ctrl_c(path);
     }
     narrate!(server, listener.listen(BACKLOG))?;
@@ -165,8 +168,8 @@ fn seeds_client(
         "the seed's client: SOCK_DGRAM, to the same TCP server"
     });
     let seeds = say.actor("client 2");
-    let udp = (family != Family::Unix).then_some(Protocol::UDP);
-    let socket = narrate!(seeds, Socket::new(address.domain(), Type::DGRAM, udp))?;
+    let protocol = (family != Family::Unix).then_some(Protocol::UDP);
+    let socket = narrate!(seeds, Socket::new(address.domain(), Type::DGRAM, protocol))?;
     // A read timeout, so that the demo cannot wait for ever if no answer comes.
     let patience = Duration::from_secs(2);
     narrate!(seeds, socket.set_read_timeout(Some(patience)))?;
