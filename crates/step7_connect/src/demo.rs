@@ -36,10 +36,18 @@ pub fn run(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
         server,
         Socket::new(address.domain(), Type::STREAM, protocol)
     )?;
-    narrate!(server, listener.bind(&address))?;
-    if let Some(path) = address.as_pathname() {
-        interrupt::remove_on_ctrl_c(path);
-    }
+    // owned_bind makes the bind with the list of socket files locked, and records the file
+    // bind() creates, so that a signal removes it and nothing else (lesson 2); the bind it
+    // makes is the narrated one.
+    let mut bound = Ok(());
+    let _ = interrupt::owned_bind(&address, || {
+        bound = narrate!(server, listener.bind(&address));
+        bound
+            .as_ref()
+            .map(|_| ())
+            .map_err(|_| io::Error::other("bind failed"))
+    });
+    bound?;
     narrate!(server, listener.listen(BACKLOG))?;
     let address = narrate!(server, listener.local_addr())?;
     server.ready("listening on", &address);
