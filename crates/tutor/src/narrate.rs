@@ -21,8 +21,36 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use colored::Colorize;
 use socket2::{Domain, Protocol, Type};
 
-use crate::cli::{self, ColorWhen};
+use crate::cli;
 use crate::{Failure, Step, explain};
+use clap::ValueEnum;
+
+/// `--color`: when to colour the output.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// Colour when the output is a terminal and NO_COLOR is not set
+    #[default]
+    Auto,
+    /// Always colour, even into a pipe or with NO_COLOR set
+    Always,
+    /// Never colour
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether to colour a stream that is (or is not) a terminal. An explicit `always` or
+    /// `never` wins over the `NO_COLOR` environment variable; `auto` honours it.
+    pub fn enabled(self, is_terminal: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+                is_terminal && !no_color
+            }
+        }
+    }
+}
 
 /// Prints what a step does. Cheap to clone; give each thread its own with [`Narrator::actor`].
 #[derive(Clone, Debug)]
@@ -203,8 +231,7 @@ impl Narrator {
     /// An error the last call returned, narrated without ending the step: for demos that
     /// provoke an error on purpose. The hint follows as a note.
     pub fn error(&self, error: &io::Error) {
-        let call = self.last_call_name();
-        let (hint, _) = explain::hint(&call, error);
+        let (hint, _) = explain::hint_for_call(&self.last_call.borrow(), error);
         let mut lines = vec![(Paint::Error, self.error_result(error))];
         if !hint.is_empty() {
             lines.push((Paint::Note, format!("   {hint}")));
@@ -241,7 +268,7 @@ impl Narrator {
     pub fn ready(&self, what: &str, address: &socket2::SockAddr) {
         self.emit(&[(
             Paint::Ok,
-            format!("ready: {what} {}", crate::addr::show(address)),
+            format!("ready: {what} {}", crate::show::address(address)),
         )]);
     }
 
@@ -256,8 +283,7 @@ impl Narrator {
         let line = match failure {
             Failure::Usage(message) => format!("error: {message} (see --help)"),
             Failure::Socket { call, error } => {
-                let name = call.split('(').next().unwrap_or(call);
-                let (hint, lesson) = explain::hint(name, error);
+                let (hint, lesson) = explain::hint_for_call(call, error);
                 let hint = if hint.is_empty() {
                     String::new()
                 } else {
@@ -280,17 +306,17 @@ impl Narrator {
                 format!("error: {message}; see {}", self.step.lesson)
             }
         };
+        // Host names and paths came from the user: one line, no terminal escapes.
+        let line = crate::show::printable(&line);
         let line = if self.color_stderr {
             line.red().bold().to_string()
         } else {
             line
         };
-        eprintln!("{line}");
-    }
-
-    fn last_call_name(&self) -> String {
-        let call = self.last_call.borrow();
-        call.split('(').next().unwrap_or("").to_owned()
+        // A closed stderr must not turn this error (exit 1) into a panic (exit 101).
+        let mut err = io::stderr().lock();
+        let _ = writeln!(err, "{line}");
+        let _ = err.flush();
     }
 
     fn error_result(&self, error: &io::Error) -> String {
@@ -309,7 +335,14 @@ impl Narrator {
         let mut block = String::new();
         for (paint, text) in lines {
             block.push_str(&prefix);
-            block.push_str(&self.paint(*paint, text));
+            // Line breaks inside a text are the narration's own; any other control
+            // character came from the user (a path, a host name) and is shown escaped.
+            let text = text
+                .split('\n')
+                .map(crate::show::printable)
+                .collect::<Vec<_>>()
+                .join("\n");
+            block.push_str(&self.paint(*paint, &text));
             block.push('\n');
         }
         if let Some(record) = &self.record {
