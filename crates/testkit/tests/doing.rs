@@ -222,7 +222,62 @@ fn named_tests(text: &str) -> Vec<(String, String)> {
     found
 }
 
-/// Every question of "Check yourself" (a `- ` item) is followed by its answer, folded:
+const SUMMARY: &str = "<details><summary>Answer</summary>";
+
+/// The questions of a "Check yourself" section (`- ` items, which may go on over indented
+/// lines), each with its folded answer if one follows it: a line starting
+/// `<details><summary>Answer</summary>` (blank lines before it allowed), up to `</details>`,
+/// on the same line or a later one. `Err` names what is missing.
+fn questions_and_answers(lines: &[&str]) -> Vec<(String, Result<String, &'static str>)> {
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at < lines.len() {
+        let Some(question) = lines[at].strip_prefix("- ") else {
+            at += 1;
+            continue;
+        };
+        at += 1;
+        while lines
+            .get(at)
+            .is_some_and(|l| l.starts_with("  ") && !l.trim().starts_with(SUMMARY))
+        {
+            at += 1;
+        }
+        while lines.get(at).is_some_and(|l| l.trim().is_empty()) {
+            at += 1;
+        }
+        let Some(first) = lines.get(at).and_then(|l| l.trim().strip_prefix(SUMMARY)) else {
+            found.push((question.to_owned(), Err("is not followed by")));
+            continue;
+        };
+        let mut body = Vec::new();
+        let mut rest = Some(first);
+        let closed = loop {
+            let Some(line) = rest else { break false };
+            // The next question: this answer was never closed.
+            if line.starts_with("- ") {
+                break false;
+            }
+            if let Some((before, _)) = line.split_once("</details>") {
+                body.push(before);
+                break true;
+            }
+            body.push(line);
+            at += 1;
+            rest = lines.get(at).copied();
+        };
+        let answer = if closed {
+            at += 1;
+            Ok(body.join("\n"))
+        } else {
+            Err("has no </details> after")
+        };
+        found.push((question.to_owned(), answer));
+    }
+    found
+}
+
+/// Every question of "Check yourself" is followed by its answer, folded:
 /// `<details><summary>Answer</summary>` ... `</details>`; each answer names the test that
 /// shows it (`` `name` (path.rs) ``, and that test exists) or the experiment (a `` `cargo ...` ``
 /// command).
@@ -234,42 +289,19 @@ fn every_check_yourself_question_has_a_folded_answer_with_its_evidence() {
         let path = lesson(step);
         let name = relative(&path);
         let text = fs::read_to_string(&path).expect("readable");
-        let lines = section(&text, "## Check yourself");
-        let mut questions = 0;
-        let mut at = 0;
-        while at < lines.len() {
-            let Some(question) = lines[at].strip_prefix("- ") else {
-                at += 1;
-                continue;
+        let found = questions_and_answers(&section(&text, "## Check yourself"));
+        if found.is_empty() {
+            problems.push(format!("{name}: \"Check yourself\" asks nothing"));
+        }
+        for (question, answer) in found {
+            let body = match answer {
+                Ok(body) => body,
+                Err(missing) => {
+                    problems.push(format!("{name}: \"{question}\" {missing} {SUMMARY}"));
+                    continue;
+                }
             };
-            questions += 1;
-            at += 1;
-            // A question may go on over indented lines.
-            while lines.get(at).is_some_and(|l| {
-                l.starts_with("  ") && l.trim() != "<details><summary>Answer</summary>"
-            }) {
-                at += 1;
-            }
-            if lines.get(at).map(|l| l.trim()) != Some("<details><summary>Answer</summary>") {
-                problems.push(format!(
-                    "{name}: \"{question}\" is not followed by <details><summary>Answer</summary>"
-                ));
-                continue;
-            }
-            let body: Vec<&str> = lines[at + 1..]
-                .iter()
-                .take_while(|l| l.trim() != "</details>")
-                .copied()
-                .collect();
-            at += body.len() + 2;
-            if at > lines.len() {
-                problems.push(format!(
-                    "{name}: the answer to \"{question}\" has no </details>"
-                ));
-                continue;
-            }
             answers += 1;
-            let body = body.join("\n");
             let tests = named_tests(&body);
             for (test, file) in &tests {
                 let source = fs::read_to_string(root().join(file)).unwrap_or_default();
@@ -283,12 +315,27 @@ fn every_check_yourself_question_has_a_folded_answer_with_its_evidence() {
                 ));
             }
         }
-        if questions == 0 {
-            problems.push(format!("{name}: \"Check yourself\" asks nothing"));
-        }
     }
     assert!(answers > 0, "no answer found at all");
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+#[test]
+fn questions_and_answers_are_read_in_either_layout() {
+    let text = "- One?\n  <details><summary>Answer</summary>\n\n  Yes.\n\n  </details>\n\
+                - Two, over\n  two lines?\n\n  <details><summary>Answer</summary>No.</details>\n\
+                - Three?\n\nNo answer here.\n\
+                - Four?\n  <details><summary>Answer</summary>\n  never closed\n\
+                - Five?\n  <details><summary>Answer</summary>Five.</details>\n";
+    let lines: Vec<&str> = text.lines().collect();
+    let found = questions_and_answers(&lines);
+    let bodies: Vec<Result<String, &str>> = found.into_iter().map(|(_, a)| a).collect();
+    assert_eq!(bodies.len(), 5);
+    assert!(bodies[0].as_ref().is_ok_and(|b| b.contains("Yes.")));
+    assert_eq!(bodies[1], Ok("No.".to_owned()));
+    assert!(bodies[2].is_err());
+    assert!(bodies[3].is_err());
+    assert_eq!(bodies[4], Ok("Five.".to_owned()));
 }
 
 /// The glossary: every term (a `## ` heading of lessons/glossary.md) is linked from a lesson;
