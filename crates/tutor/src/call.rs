@@ -222,6 +222,9 @@ impl Shown for Option<io::Error> {
 /// - `narrate!(say, drop(socket))`: the `close` that dropping a socket makes (evaluates to
 ///   `()`: Drop reports nothing).
 ///
+/// In the first three, `socket` may be a `Socket` or a `&Socket` (a function that is lent a
+/// connection narrates its calls too).
+///
 /// Any of the first three may end with `, pause` (a [`Pause`], e.g. a demo's
 /// `turns.at(moment)`), run just before and after the call.
 #[macro_export]
@@ -253,15 +256,15 @@ macro_rules! narrate {
         let say: &$crate::Narrator = &$say;
         let call = $crate::call::Call::start(
             say,
-            || $crate::strace::read(&$socket, &$buf),
+            || $crate::strace::read(&::std::os::fd::AsFd::as_fd(&$socket), &$buf),
             concat!("(&", stringify!($socket), ").read(&mut ", stringify!($buf), ")"),
         );
         let result = call.make(&$crate::narrate!(@pause $($pause)?), || {
-            ::std::io::Read::read(&mut &$socket, &mut $buf)
+            ::std::io::Read::read(&mut ::std::borrow::Borrow::<::socket2::Socket>::borrow(&$socket), &mut $buf)
         });
         call.finish_with(
             result,
-            || $crate::strace::read(&$socket, &$buf),
+            || $crate::strace::read(&::std::os::fd::AsFd::as_fd(&$socket), &$buf),
             |&n: &usize| format!("{n}: {}", $crate::strace::bytes(&$buf[..n])),
         )
     }};
@@ -269,11 +272,11 @@ macro_rules! narrate {
         let say: &$crate::Narrator = &$say;
         let call = $crate::call::Call::start(
             say,
-            || $crate::strace::$method(&$socket $(, $arg)*),
+            || $crate::strace::$method(&::std::os::fd::AsFd::as_fd(&$socket) $(, $arg)*),
             concat!(stringify!($socket), ".", stringify!($method), "(", stringify!($($arg),*), ")"),
         );
         let result = call.make(&$crate::narrate!(@pause $($pause)?), || $socket.$method($($arg),*));
-        call.finish(result, || $crate::strace::$method(&$socket $(, $arg)*))
+        call.finish(result, || $crate::strace::$method(&::std::os::fd::AsFd::as_fd(&$socket) $(, $arg)*))
     }};
     (@pause) => { () };
     (@pause $pause:expr) => { $pause };
