@@ -64,7 +64,7 @@ fn lines(both: Both, listener: &Socket, local: &SockAddr, bufsize: usize) -> Res
     narrate!(client_says, client.send(b"hello\nwor"))?;
     narrate!(client_says, client.send(b"ld\n"))?;
     wait_until_queued(local, 12);
-    let mut reader = Reader::new(Framing::Lines, bufsize, MAX);
+    let mut reader = Reader::new(Framing::Lines, bufsize, MAX, u64::MAX);
     for _ in 0..2 {
         tell(server_says, reader.next(server_says, &conn)?, reader.held());
     }
@@ -91,7 +91,7 @@ fn lengths(both: Both, listener: &Socket, local: &SockAddr, bufsize: usize) -> R
     .concat();
     frame::send_all(client_says, &client, &two)?;
     wait_until_queued(local, two.len());
-    let mut reader = Reader::new(Framing::Length, bufsize, MAX);
+    let mut reader = Reader::new(Framing::Length, bufsize, MAX, u64::MAX);
     for _ in 0..2 {
         tell(server_says, reader.next(server_says, &conn)?, reader.held());
     }

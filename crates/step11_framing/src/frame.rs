@@ -15,6 +15,7 @@
 
 use clap::ValueEnum;
 use socket2::Socket;
+use tutor::narrate::Budget;
 use tutor::{Failure, Narrator, narrate};
 
 /// `--framing`: how a message ends.
@@ -51,19 +52,27 @@ pub struct Reader {
     pending: Vec<u8>,
     /// How far into `pending` the newline search has looked already.
     scanned: usize,
+    /// How many of its recv() calls are narrated.
+    budget: Budget,
 }
 
 impl Reader {
-    /// A reader whose recv() returns at most `bufsize` bytes and which refuses messages
-    /// longer than `max` bytes.
-    pub fn new(framing: Framing, bufsize: usize, max: usize) -> Reader {
+    /// A reader whose recv() returns at most `bufsize` bytes, which refuses messages longer
+    /// than `max` bytes, and narrates its first `show` recv() calls.
+    pub fn new(framing: Framing, bufsize: usize, max: usize, show: u64) -> Reader {
         Reader {
             framing,
             max,
             chunk: vec![0; bufsize],
             pending: Vec::new(),
             scanned: 0,
+            budget: Budget::new(show, "recv() calls", "--show-calls"),
         }
+    }
+
+    /// Whether the reader has narrated all the recv() calls it may.
+    pub fn quiet(&self) -> bool {
+        self.budget.spent()
     }
 
     /// The next message from `conn`.
@@ -146,6 +155,7 @@ impl Reader {
 
     /// One recv(): appends what came to `pending`; 0 means the peer closed.
     fn fill(&mut self, say: &Narrator, socket: &Socket) -> Result<usize, Failure> {
+        let say = self.budget.next(say);
         let mut buf = self.chunk.as_mut_slice();
         let n = narrate!(say, (&socket).read(&mut buf))?;
         self.pending.extend_from_slice(&buf[..n]);

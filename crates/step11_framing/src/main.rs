@@ -18,7 +18,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use socket2::{Protocol, SockAddr, Socket, Type};
 use tutor::cli::ServerAddress;
-use tutor::narrate::Budget;
 use tutor::{ColorWhen, Failure, Narrator, Step, addr, explain, interrupt, narrate};
 
 use frame::{Framing, Next, Reader};
@@ -64,8 +63,8 @@ pub struct Cli {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_clients: Option<u32>,
 
-    /// Narrate the first N items of each loop (messages of a client; sends of the demo's loop;
-    /// rounds of a measurement), then only count [default: 8; 1 with --demo]
+    /// Narrate the first N calls of each loop (a client's recv() calls; the demo's send loop
+    /// and each measurement's rounds), then only count [default: 8; 1 with --demo]
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     show_calls: Option<u64>,
 
@@ -147,11 +146,10 @@ fn serve(say: &Narrator, listener: &Socket, local: &SockAddr, cli: &Cli) -> Resu
 /// breaks the rules. Whatever this client does ends only its own conversation.
 fn converse(say: &Narrator, conn: &Socket, client: u32, cli: &Cli) {
     let max = cli.max_message.unwrap_or(65_536) as usize;
-    let mut reader = Reader::new(cli.framing, cli.bufsize.unwrap_or(1024) as usize, max);
-    let mut budget = Budget::new(cli.show_calls.unwrap_or(8), "messages", "--show-calls");
+    let bufsize = cli.bufsize.unwrap_or(1024) as usize;
+    let mut reader = Reader::new(cli.framing, bufsize, max, cli.show_calls.unwrap_or(8));
     let mut messages = 0u64;
     let ended = loop {
-        let say = budget.next(say);
         let message = match reader.next(&say, conn) {
             Ok(Next::Message(message)) => message,
             Ok(Next::Closed) => break "closed its side between two messages: a clean end".into(),
@@ -162,6 +160,11 @@ fn converse(say: &Narrator, conn: &Socket, client: u32, cli: &Cli) {
             Err(failure) => break gone(&failure),
         };
         messages += 1;
+        let say = if reader.quiet() {
+            say.quiet()
+        } else {
+            say.clone()
+        };
         if say.is_loud() {
             say.note(format!("message {messages}: {} bytes", message.len()));
         }

@@ -110,10 +110,10 @@ fn one_round(way: Way, both: Both, client: &Socket, conn: &Socket) -> Result<Dur
         }
     }
     // The server reads the whole request, then answers in one write.
-    let mut at_server = Reader::new(Framing::Length, 1024, 1024);
+    let mut at_server = Reader::new(Framing::Length, 1024, 1024, u64::MAX);
     expect_message(at_server.next(server_says, conn)?)?;
     frame::send_all(server_says, conn, &frame::encode(Framing::Length, b"noon"))?;
-    let mut at_client = Reader::new(Framing::Length, 1024, 1024);
+    let mut at_client = Reader::new(Framing::Length, 1024, 1024, u64::MAX);
     expect_message(at_client.next(client_says, client)?)?;
     Ok(started.elapsed())
 }
