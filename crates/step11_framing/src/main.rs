@@ -150,7 +150,7 @@ fn converse(say: &Narrator, conn: &Socket, client: u32, cli: &Cli) {
     let mut reader = Reader::new(cli.framing, bufsize, max, cli.show_calls.unwrap_or(8));
     let mut messages = 0u64;
     let ended = loop {
-        let message = match reader.next(&say, conn) {
+        let message = match reader.next(say, conn) {
             Ok(Next::Message(message)) => message,
             Ok(Next::Closed) => break "closed its side between two messages: a clean end".into(),
             Ok(Next::Cut(n)) => {
