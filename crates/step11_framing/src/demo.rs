@@ -112,7 +112,7 @@ fn lengths(both: Both, listener: &Socket, local: &SockAddr, bufsize: usize) -> R
 fn tell(say: &Narrator, next: Next, held: usize) {
     match next {
         Next::Message(message) => say.say(format!(
-            "a whole message: {} ({} bytes); {held} bytes received after it wait for the next",
+            "a whole message: {} ({} bytes); {held} bytes after it are kept for the next",
             tutor::strace::bytes(&message),
             message.len()
         )),

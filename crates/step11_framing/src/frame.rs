@@ -83,7 +83,6 @@ impl Reader {
         }
     }
 
-    // ANCHOR: lines
     /// A line: the bytes up to the next `\n`.
     fn next_line(&mut self, say: &Narrator, socket: &Socket) -> Result<Next, Failure> {
         loop {
@@ -112,9 +111,7 @@ impl Reader {
             }
         }
     }
-    // ANCHOR_END: lines
 
-    // ANCHOR: length
     /// A length-prefixed message: 4 bytes of length, big-endian, then the message.
     fn next_frame(&mut self, say: &Narrator, socket: &Socket) -> Result<Next, Failure> {
         if !self.wait_for(say, socket, 4)? {
@@ -151,7 +148,6 @@ impl Reader {
         }
         Ok(true)
     }
-    // ANCHOR_END: length
 
     /// One recv(): appends what came to `pending`; 0 means the peer closed.
     fn fill(&mut self, say: &Narrator, socket: &Socket) -> Result<usize, Failure> {
@@ -176,7 +172,6 @@ impl Reader {
     }
 }
 
-// ANCHOR: encode
 /// A message as it goes on the wire: followed by `\n`, or after its length.
 pub fn encode(framing: Framing, message: &[u8]) -> Vec<u8> {
     let mut wire = Vec::with_capacity(message.len() + 4);
@@ -193,9 +188,7 @@ pub fn encode(framing: Framing, message: &[u8]) -> Vec<u8> {
     }
     wire
 }
-// ANCHOR_END: encode
 
-// ANCHOR: send_all
 /// Sends every byte of `data`: send() returns how many bytes the kernel took, which can be
 /// fewer than it was given, so the loop sends the rest (Python's `sendall`, Rust's
 /// `write_all`). Returns how many send() calls it took.
@@ -208,7 +201,6 @@ pub fn send_all(say: &Narrator, socket: &Socket, data: &[u8]) -> Result<u32, Fai
     }
     Ok(calls)
 }
-// ANCHOR_END: send_all
 
 #[cfg(test)]
 mod tests {

@@ -141,7 +141,6 @@ fn serve(say: &Narrator, listener: &Socket, local: &SockAddr, cli: &Cli) -> Resu
     Ok(())
 }
 
-// ANCHOR: converse
 /// Reads one client's messages and sends each back framed the same way, until it leaves or
 /// breaks the rules. Whatever this client does ends only its own conversation.
 fn converse(say: &Narrator, conn: &Socket, client: u32, cli: &Cli) {
@@ -177,7 +176,6 @@ fn converse(say: &Narrator, conn: &Socket, client: u32, cli: &Cli) {
         "client {client}: {messages} message(s) answered; it {ended}"
     ));
 }
-// ANCHOR_END: converse
 
 /// What a failed call says about the client: it is gone (ECONNRESET, EPIPE, ...).
 fn gone(failure: &Failure) -> String {

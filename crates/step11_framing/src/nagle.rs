@@ -86,7 +86,6 @@ pub fn measure(
     Ok(())
 }
 
-// ANCHOR: round
 /// One request (a 4-byte header, then a 16-byte body) and its answer; how long it took.
 fn one_round(way: Way, both: Both, client: &Socket, conn: &Socket) -> Result<Duration, Failure> {
     let (server_says, client_says) = both;
@@ -117,7 +116,6 @@ fn one_round(way: Way, both: Both, client: &Socket, conn: &Socket) -> Result<Dur
     expect_message(at_client.next(client_says, client)?)?;
     Ok(started.elapsed())
 }
-// ANCHOR_END: round
 
 fn expect_message(next: Next) -> Result<(), Failure> {
     match next {

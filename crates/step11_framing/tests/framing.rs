@@ -195,9 +195,9 @@ fn the_demo_cuts_messages_out_of_the_stream_and_refuses_the_oversized() {
     let out = demo();
     for line in [
         "server    <- 8: \"hello\\nwo\"",
-        "server    a whole message: \"hello\" (5 bytes); 2 bytes received after it wait for the next",
+        "server    a whole message: \"hello\" (5 bytes); 2 bytes after it are kept for the next",
         "server    <- 4: \"rld\\n\"",
-        "server    a whole message: \"world\" (5 bytes); 0 bytes received after it wait for the next",
+        "server    a whole message: \"world\" (5 bytes); 0 bytes after it are kept for the next",
         "server    refused: no newline in 24 bytes, more than the maximum of 16",
         "server    a whole message: \"world!\" (6 bytes)",
         "server    refused: the header announces 4294967295 bytes, more than the maximum of 16",
