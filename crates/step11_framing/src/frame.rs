@@ -91,6 +91,12 @@ impl Reader {
             let unsearched = &self.pending[self.scanned..];
             if let Some(at) = unsearched.iter().position(|&byte| byte == b'\n') {
                 let end = self.scanned + at;
+                if end > self.max {
+                    return Ok(Next::TooLong(format!(
+                        "a line of {end} bytes, more than the maximum of {}",
+                        self.max
+                    )));
+                }
                 let line = self.pending[..end].to_vec();
                 self.pending.drain(..=end); // what follows is the next line's start
                 self.scanned = 0;

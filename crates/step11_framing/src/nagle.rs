@@ -22,6 +22,7 @@ enum Way {
     TwoWrites,
     OneWrite,
     MsgMore,
+    Cork,
     NoDelay,
 }
 
@@ -31,6 +32,7 @@ impl Way {
             Way::TwoWrites => "two writes, header then body",
             Way::OneWrite => "one write, header and body together",
             Way::MsgMore => "two writes, MSG_MORE on the header",
+            Way::Cork => "two writes between TCP_CORK on and off",
             Way::NoDelay => "two writes, TCP_NODELAY set",
         }
     }
@@ -53,7 +55,13 @@ pub fn measure(
     let (server_says, client_says) = both;
     let (client, conn) = connect(both, listener, local)?;
     let mut medians = Vec::new();
-    for way in [Way::TwoWrites, Way::OneWrite, Way::MsgMore, Way::NoDelay] {
+    for way in [
+        Way::TwoWrites,
+        Way::OneWrite,
+        Way::MsgMore,
+        Way::Cork,
+        Way::NoDelay,
+    ] {
         story.section(way.name());
         if way == Way::NoDelay {
             narrate!(client_says, client.set_tcp_nodelay(true))?;
@@ -106,6 +114,13 @@ fn one_round(way: Way, both: Both, client: &Socket, conn: &Socket) -> Result<Dur
             let taken = narrate!(client_says, client.send_with_flags(header, flags))?;
             frame::send_all(client_says, client, &header[taken..])?;
             frame::send_all(client_says, client, body)?;
+        }
+        Way::Cork => {
+            // A cork holds every partial segment until it is taken out.
+            narrate!(client_says, client.set_tcp_cork(true))?;
+            frame::send_all(client_says, client, header)?;
+            frame::send_all(client_says, client, body)?;
+            narrate!(client_says, client.set_tcp_cork(false))?;
         }
     }
     // The server reads the whole request, then answers in one write.
