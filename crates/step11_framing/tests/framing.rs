@@ -255,6 +255,20 @@ fn two_small_writes_then_a_read_wait_for_the_delayed_ack_unless_told_otherwise()
     let out = demo();
     let medians = medians(&out.output);
     assert_eq!(medians.len(), 5, "{}", out.output);
+    let first: f64 = out
+        .output
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("client    round 1: ")?
+                .strip_suffix(" ms")?
+                .parse()
+                .ok()
+        })
+        .expect("round 1 of two writes");
+    assert!(
+        first < 20.0,
+        "a new connection ACKs at once: round 1 took {first} ms"
+    );
     let (slow_way, slow) = &medians[0];
     assert_eq!(slow_way, "two writes, header then body");
     // Linux's delayed ACK waits at least 40 ms; allow for timer slack on a busy machine.
