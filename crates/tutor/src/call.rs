@@ -346,4 +346,25 @@ mod tests {
             ]
         );
     }
+    /// A function that is lent a socket (`&Socket`) narrates its calls as the owner would.
+    fn send_and_read(say: &Narrator, socket: &Socket, peer: &Socket) -> Result<usize, Failure> {
+        narrate!(say, socket.send(b"ping"))?;
+        let mut buf = [0u8; 8];
+        narrate!(say, (&peer).read(&mut buf))
+    }
+
+    #[test]
+    fn a_lent_socket_narrates_too() {
+        use std::os::fd::AsRawFd;
+        let say = Narrator::new(&STEP, crate::ColorWhen::Never).recording();
+        let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM, None).expect("a pair");
+        assert_eq!(send_and_read(&say, &a, &b).expect("ping"), 4);
+        let text = say.recorded();
+        assert!(
+            text.contains(&format!("-> sendto({}, \"ping\", 4, 0)", a.as_raw_fd())),
+            "{text}"
+        );
+        assert!(text.contains("socket2: (&peer).read(&mut buf)"), "{text}");
+        assert!(text.contains("<- 4: \"ping\""), "{text}");
+    }
 }
