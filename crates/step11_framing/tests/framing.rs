@@ -177,8 +177,10 @@ fn a_line_longer_than_the_maximum_is_refused_and_the_next_client_is_served() {
         matches!(&ended, Ok(b) if b.is_empty()) || ended.is_err(),
         "{ended:?}"
     );
-    // A newline after too many bytes does not make the line acceptable.
-    assert_eq!(talk(address, &[&[b'b'; 17], b"\n"]), b"");
+    // A newline after too many bytes does not make the line acceptable (one send: the server
+    // finds the newline in the same recv).
+    let long_line = [&[b'b'; 17][..], b"\n"].concat();
+    assert_eq!(talk(address, &[&long_line]), b"");
     server.expect_line(
         "was refused: a line of 17 bytes, more than the maximum of 16",
         LIMIT,
@@ -187,6 +189,24 @@ fn a_line_longer_than_the_maximum_is_refused_and_the_next_client_is_served() {
         talk(address, &[&[b'c'; 16], b"\n"]),
         [&[b'c'; 16][..], b"\n"].concat()
     );
+    assert_eq!(server.finish(LIMIT).code, Some(0));
+}
+
+#[test]
+fn a_client_that_resets_is_gone_and_the_next_is_served() {
+    let (mut server, address) = start(&["--max-clients", "2"]);
+    let resetting = connect(address);
+    (&resetting).write_all(b"half a line").expect("send");
+    server.expect_line("<- 11: \"half a line\"", LIMIT);
+    socket2::SockRef::from(&resetting)
+        .set_linger(Some(Duration::ZERO))
+        .expect("SO_LINGER 0");
+    drop(resetting); // an abortive close: a reset
+    server.expect_line(
+        "client 1: 0 message(s) answered; it is gone (ECONNRESET)",
+        LIMIT,
+    );
+    assert_eq!(talk(address, &[b"next\n"]), b"next\n");
     assert_eq!(server.finish(LIMIT).code, Some(0));
 }
 
