@@ -36,7 +36,8 @@ const STEP: Step = Step {
 /// sends each back framed the same way. Try it with `nc -N 127.0.0.1 PORT`. With --demo it
 /// runs its own client: lines and lengths cut across recv()s, a line that never ends, a length
 /// of 4 GiB, a short send(), and the cost of two small writes then a read (Nagle's algorithm
-/// and delayed ACKs), measured with and without TCP_NODELAY.
+/// and delayed ACKs), measured five ways: as is, in one write, with MSG_MORE, with TCP_CORK and
+/// with TCP_NODELAY.
 #[derive(Parser, Debug)]
 #[command(version, after_help = "Lesson: lessons/11-framing.md")]
 pub struct Cli {
@@ -47,7 +48,7 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = Framing::Lines)]
     framing: Framing,
 
-    /// The largest message accepted, in bytes; a client that sends a longer one is closed [default: 65536; 16 with --demo]
+    /// The largest message accepted, in bytes; a client that sends a longer one is closed [default: 65536; the demo uses 16]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16_777_216), conflicts_with = "demo")]
     max_message: Option<u32>,
 

@@ -210,6 +210,48 @@ fn a_client_that_resets_is_gone_and_the_next_is_served() {
     assert_eq!(server.finish(LIMIT).code, Some(0));
 }
 
+#[test]
+fn nc_speaks_lines_with_the_server() {
+    let Some(nc) = testkit::which("nc") else {
+        testkit::skip("nc peer", "nc is not installed (.ci/run installs it)");
+        return;
+    };
+    let (server, address) = start(&["--max-clients", "1"]);
+    let mut child = Command::new(nc)
+        .arg("-N")
+        .arg(address.ip().to_string())
+        .arg(address.port().to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("nc starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"hi\nthere\npart").expect("to nc");
+    drop(stdin); // end of input: nc -N shuts down its sending half
+    let deadline = std::time::Instant::now() + LIMIT;
+    while child.try_wait().expect("wait").is_none() {
+        assert!(std::time::Instant::now() < deadline, "nc did not finish");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut echo = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut echo)
+        .expect("nc's output");
+    assert_eq!(echo, "hi\nthere\n");
+    let out = server.finish(LIMIT);
+    assert!(
+        out.says(
+            "client 1: 2 message(s) answered; it closed in the middle of a message, 4 bytes into it"
+        ),
+        "{}",
+        out.output
+    );
+}
+
 fn demo() -> &'static Finished {
     static DEMO: OnceLock<Finished> = OnceLock::new();
     DEMO.get_or_init(|| {
