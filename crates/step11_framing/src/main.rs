@@ -114,24 +114,13 @@ fn listen(say: &Narrator, address: &SockAddr, backlog: i32) -> Result<(Socket, S
     let domain = address.domain();
     let protocol = address.as_socket().map(|_| Protocol::TCP);
     let listener = narrate!(say, Socket::new(domain, Type::STREAM, protocol))?;
-    bind(say, &listener, address)?;
+    // bind, recording the socket file it makes (a unix socket's) so that the end of the
+    // program removes that file and nothing else.
+    interrupt::owned_bind(address, || narrate!(say, listener.bind(address)))?;
     narrate!(say, listener.listen(backlog))?;
     let local = narrate!(say, listener.local_addr())?;
     say.ready("listening on", &local);
     Ok((listener, local))
-}
-
-/// bind, recording the socket file it makes (a unix socket's) so that the end of the program
-/// removes that file and nothing else (`tutor::interrupt`).
-fn bind(say: &Narrator, listener: &Socket, address: &SockAddr) -> Result<(), Failure> {
-    let mut failed = None;
-    let _ = interrupt::owned_bind(address, || {
-        narrate!(say, listener.bind(address)).map_err(|failure| {
-            failed = Some(failure);
-            std::io::Error::other("bind failed")
-        })
-    });
-    failed.map_or(Ok(()), Err)
 }
 
 /// Accepts clients one at a time and converses with each until it leaves.
