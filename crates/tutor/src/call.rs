@@ -43,6 +43,12 @@ pub trait Pause {
     fn before(&self);
     /// Just after the call, before its result is printed.
     fn after(&self);
+    /// Just after the call, knowing whether it succeeded: what [`Call::make`] calls. By
+    /// default the same as [`after`](Pause::after).
+    fn after_result(&self, succeeded: bool) {
+        let _ = succeeded;
+        self.after();
+    }
 }
 
 /// No pause.
@@ -89,7 +95,7 @@ impl<'a> Call<'a> {
                 other => break other,
             }
         };
-        pause.after();
+        pause.after_result(result.is_ok());
         result
     }
 
