@@ -116,7 +116,7 @@ fn listen(say: &Narrator, address: &SockAddr, backlog: i32) -> Result<(Socket, S
     let listener = narrate!(say, Socket::new(domain, Type::STREAM, protocol))?;
     // bind, recording the socket file it makes (a unix socket's) so that the end of the
     // program removes that file and nothing else.
-    interrupt::owned_bind(address, || narrate!(say, listener.bind(address)))?;
+    narrate!(say, listener.bind(address), interrupt::owning(address))?;
     narrate!(say, listener.listen(backlog))?;
     let local = narrate!(say, listener.local_addr())?;
     say.ready("listening on", &local);
