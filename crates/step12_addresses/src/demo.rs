@@ -156,7 +156,7 @@ fn reuse_port(story: &Narrator, clients: u32, show_calls: u32) -> Result<(), Fai
     let counts = [counts[0], more.len()];
     accepted.extend(more);
     story.say(format!(
-        "of {clients} connections, server 1 accepted {} and server 2 accepted {}: the kernel chose a listener for each by a hash of its addresses and ports",
+        "of {clients} connections, server 1 accepted {} and server 2 accepted {}: the kernel chose a listener for each connection as it arrived",
         counts[0], counts[1]
     ));
     let quiet = story.quiet();
