@@ -181,6 +181,11 @@ fn take_all(
     let mut accepted = Vec::new();
     loop {
         let loud = accepted.len() < show_calls as usize;
+        if accepted.len() == show_calls as usize && show_calls > 0 {
+            say.note(format!(
+                "(the next accept calls are counted, not shown, but for a failure: --show-calls {show_calls})"
+            ));
+        }
         let said = if loud { say.clone() } else { say.quiet() };
         match narrate!(said, listener.accept()) {
             Ok((conn, _)) => accepted.push(conn),

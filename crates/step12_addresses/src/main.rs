@@ -135,6 +135,15 @@ fn listen_on_ipv4_loopback(say: &Narrator) -> Result<(Socket, u16), Failure> {
     Ok((listener, port_of(&local)))
 }
 
+/// Narrates a library call written once, as `narrate!` does a socket call: the Rust printed
+/// is `stringify!` of the very expression that runs.
+macro_rules! library_call {
+    ($say:expr, $shown:expr, $krate:literal, $call:expr) => {{
+        $say.call_library($shown, $krate, stringify!($call));
+        $call
+    }};
+}
+
 /// What Python's `socket.create_connection((host, port))` does, and Rust's
 /// `TcpStream::connect((host, port))`: look the name up, then try each address in the order
 /// getaddrinfo gave them until one connects. When none does, the last error is the answer.
@@ -193,14 +202,14 @@ fn lookup(
 ) -> Result<Vec<AddrInfo>, Failure> {
     let service = port.to_string();
     let shown = hints::shown(host, &service, &hints);
-    say.call_library(
+    let found = library_call!(
+        say,
         &shown,
         "dns_lookup",
-        "getaddrinfo(host, Some(&service), Some(hints))",
-    );
-    let found = getaddrinfo(host, Some(&service), Some(hints))
-        .map_err(io::Error::from)
-        .and_then(|list| list.collect::<io::Result<Vec<AddrInfo>>>());
+        getaddrinfo(host, Some(&service), Some(hints))
+    )
+    .map_err(io::Error::from)
+    .and_then(|list| list.collect::<io::Result<Vec<AddrInfo>>>());
     let found = match found {
         Ok(found) => found,
         Err(error) => {

@@ -200,7 +200,6 @@ fn std_and_python_try_each_address_in_turn() {
     );
     let stream = TcpStream::connect(&list[..]).expect("the second address connects");
     assert_eq!(stream.peer_addr().expect("peer"), list[1]);
-    // A list where every address refuses: the error is the last one's.
     drop(listener);
 
     let Some(python) = testkit::python3() else {
@@ -309,6 +308,30 @@ fn two_reuseport_listeners() -> (Socket, Socket, SockAddr) {
         .expect("a second bind with SO_REUSEPORT");
     second.listen(128).expect("listen");
     (first, second, local)
+}
+
+#[test]
+fn so_reuseport_needs_every_socket_on_the_port_to_set_it() {
+    // The first listener without it: a second with it is refused all the same.
+    let plain = tcp(Domain::IPV4);
+    plain.bind(&at(Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    plain.listen(8).expect("listen");
+    let local = plain.local_addr().expect("its address");
+    let second = tcp(Domain::IPV4);
+    second.set_reuse_port(true).expect("SO_REUSEPORT");
+    let taken = second.bind(&local).expect_err("the first did not set it");
+    assert_eq!(taken.raw_os_error(), Some(libc::EADDRINUSE));
+    // And SO_REUSEADDR on both is not enough for two listeners (lesson 6).
+    let first = tcp(Domain::IPV4);
+    first.set_reuse_address(true).expect("SO_REUSEADDR");
+    first.bind(&at(Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    first.listen(8).expect("listen");
+    let other = tcp(Domain::IPV4);
+    other.set_reuse_address(true).expect("SO_REUSEADDR");
+    let taken = other
+        .bind(&first.local_addr().expect("its address"))
+        .expect_err("SO_REUSEADDR does not share a listening port");
+    assert_eq!(taken.raw_os_error(), Some(libc::EADDRINUSE));
 }
 
 /// Accepts until the queue is empty.

@@ -422,7 +422,7 @@ fn time_wait_and_restart(
         Ok(()) => another.returned(0),
         Err(error) => {
             another.error(&error);
-            another.note("SO_REUSEADDR shares a port with connections in TIME-WAIT, not with a listening socket: one port, one listener");
+            another.note("SO_REUSEADDR shares a port with connections in TIME-WAIT, not with a listening socket: one port, one listener (two only when both set SO_REUSEPORT: step 12)");
         }
     }
     another.call(sys::close(second_fd), "drop(second)");
