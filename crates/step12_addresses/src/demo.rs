@@ -12,15 +12,21 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use dns_lookup::AddrInfoHints;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tutor::observe::{self, TcpState};
 use tutor::{Failure, Narrator, narrate};
 
 use crate::{BACKLOG, port_of};
 
-pub fn run(say: &Narrator, clients: u32, show_calls: u32) -> Result<(), Failure> {
+pub fn run(
+    say: &Narrator,
+    hints: AddrInfoHints,
+    clients: u32,
+    show_calls: u32,
+) -> Result<(), Failure> {
     say.section("one name, two addresses: try each in turn");
-    crate::connect(say, None, None, None)?;
+    crate::connect(say, None, None, hints)?;
     say.section("dual stack: an IPv6 listener on [::] takes IPv4 clients too");
     dual_stack(say)?;
     say.section("SO_REUSEPORT: two listeners on one port");

@@ -75,17 +75,21 @@ struct Cli {
 fn main() -> ExitCode {
     let cli: Cli = tutor::cli::parse_args();
     let say = Narrator::new(&STEP, cli.color);
+    // `[::1]`, the form the programs print, is the address ::1.
+    let host = cli.host.as_deref().map(|host| {
+        host.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+    });
+    let hints = match hints::for_stream(cli.family, host) {
+        Ok(hints) => hints,
+        Err(usage) => return tutor::finish(&say, Err(usage)),
+    };
     say.header();
     let result = if cli.demo {
-        demo::run(&say, cli.clients, cli.show_calls)
+        demo::run(&say, hints, cli.clients, cli.show_calls)
     } else {
-        // `[::1]`, the form the programs print, is the address ::1.
-        let host = cli.host.as_deref().map(|host| {
-            host.strip_prefix('[')
-                .and_then(|h| h.strip_suffix(']'))
-                .unwrap_or(host)
-        });
-        connect(&say, host, cli.port, cli.family)
+        connect(&say, host, cli.port, hints)
     };
     tutor::finish(&say, result)
 }
@@ -96,9 +100,8 @@ fn connect(
     story: &Narrator,
     host: Option<&str>,
     port: Option<u16>,
-    family: Option<Family>,
+    hints: AddrInfoHints,
 ) -> Result<(), Failure> {
-    let hints = hints::for_stream(family, host)?;
     let server = story.actor("server");
     let (listener, port, say) = match port {
         Some(port) => (None, port, story.clone()),

@@ -222,6 +222,54 @@ fn std_and_python_try_each_address_in_turn() {
 }
 
 #[test]
+fn an_ipv6_socket_cannot_connect_to_an_ipv4_address() {
+    if !ipv6_loopback_works() {
+        testkit::skip(
+            "an_ipv6_socket_cannot_connect_to_an_ipv4_address",
+            "no IPv6",
+        );
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen on 127.0.0.1");
+    let port = listener.local_addr().expect("addr").port();
+    let socket = tcp(Domain::IPV6);
+    let refused = socket
+        .connect(&at(Ipv4Addr::LOCALHOST, port))
+        .expect_err("an AF_INET address for an AF_INET6 socket");
+    assert_eq!(refused.raw_os_error(), Some(libc::EINVAL), "{refused}");
+}
+
+#[test]
+fn python_create_server_dualstack_takes_ipv4_clients() {
+    let Some(python) = testkit::python3() else {
+        testkit::skip(
+            "python_create_server_dualstack_takes_ipv4_clients",
+            "no python3",
+        );
+        return;
+    };
+    if !ipv6_loopback_works() {
+        testkit::skip("python dual stack", "this machine has no IPv6");
+        return;
+    }
+    let script = "import socket\n\
+        s = socket.create_server(('', 0), family=socket.AF_INET6, dualstack_ipv6=True)\n\
+        print(s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))\n\
+        c = socket.create_connection(('127.0.0.1', s.getsockname()[1]))\n\
+        print(s.accept()[1][0])";
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .output()
+        .expect("python runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["0", "::ffff:127.0.0.1"],
+        "{out:?}"
+    );
+}
+
+#[test]
 fn a_dual_stack_listener_takes_ipv4_clients_and_holds_the_ipv4_port() {
     if !ipv6_loopback_works() {
         testkit::skip("dual stack", "this machine has no IPv6");
@@ -258,6 +306,17 @@ fn a_dual_stack_listener_takes_ipv4_clients_and_holds_the_ipv4_port() {
     assert_eq!(peer.port(), client.local_addr().expect("own").port());
     let local = conn.local_addr().expect("local").as_socket().expect("ip");
     assert_eq!(local.to_string(), format!("[::ffff:127.0.0.1]:{port}"));
+    // It is in the IPv6 table only, though it takes IPv4 clients.
+    let listed = |table: &str| {
+        let text = std::fs::read_to_string(table).expect("the TCP table");
+        text.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1)
+                .is_some_and(|a| a.ends_with(&format!(":{port:04X}")))
+                && f.get(3) == Some(&"0A")
+        })
+    };
+    assert!(listed("/proc/net/tcp6") && !listed("/proc/net/tcp"));
     // The port is taken for IPv4 as well.
     let ipv4 = tcp(Domain::IPV4);
     let taken = ipv4
@@ -362,6 +421,21 @@ fn so_reuseport_lets_two_listeners_share_a_port_and_spreads_the_connections() {
         counts.1 += drain(&second);
     }
     assert_eq!(counts.0 + counts.1, 64, "{counts:?}");
+    // Both listen, as /proc/net/tcp (and so `ss -ltn`) shows: two LISTEN lines, one address.
+    let hex = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(Ipv4Addr::LOCALHOST.octets()),
+        address.port()
+    );
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("the TCP table");
+    let listening = table
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&hex.as_str()) && f.get(3) == Some(&"0A")
+        })
+        .count();
+    assert_eq!(listening, 2, "{hex}\n{table}");
     // With an even spread, one listener getting all 64 has a chance of 2 in 2^64.
     assert!(counts.0 > 0 && counts.1 > 0, "{counts:?}");
 }
@@ -453,6 +527,12 @@ fn the_narration_shows_every_network_call_strace_sees() {
     assert_eq!(narrated, own, "{}", traced.run.output);
     // getaddrinfo's own calls: it sorts the two addresses (RFC 6724) by connecting a UDP
     // socket to each, which sends nothing.
+    assert!(
+        resolver
+            .iter()
+            .any(|l| l.starts_with("socket(AF_NETLINK, ")),
+        "{resolver:#?}"
+    );
     assert!(
         resolver
             .iter()
