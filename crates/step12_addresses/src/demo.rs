@@ -83,27 +83,34 @@ fn dual_stack(story: &Narrator) -> Result<(), Failure> {
     narrate!(server, drop(conn));
     narrate!(server, drop(listener));
 
-    // IPV6_V6ONLY: IPv6 only, and the IPv4 port stays free.
-    let only6 = narrate!(server, Socket::new(ipv6, Type::STREAM, tcp))?;
-    narrate!(server, only6.set_only_v6(true))?;
-    narrate!(server, only6.bind(&any))?;
-    narrate!(server, only6.listen(BACKLOG))?;
-    let local = narrate!(server, only6.local_addr())?;
+    // IPV6_V6ONLY: one socket per family on one port. The IPv4 socket binds first, so the
+    // kernel picks a port that no IPv4 socket holds.
+    let ipv4_server = narrate!(another, Socket::new(ipv4, Type::STREAM, tcp))?;
+    narrate!(another, ipv4_server.bind(&v4(Ipv4Addr::UNSPECIFIED, 0)))?;
+    narrate!(another, ipv4_server.listen(BACKLOG))?;
+    let local = narrate!(another, ipv4_server.local_addr())?;
     let port = port_of(&local);
-    let to = v4(Ipv4Addr::LOCALHOST, port);
-    let socket = narrate!(client, Socket::new(ipv4, Type::STREAM, tcp))?;
-    match narrate!(client, socket.connect(&to)) {
-        Ok(()) => client.note("connected: the IPv6-only socket took an IPv4 client after all"),
-        Err(failure) if failure.errno() == Some(libc::ECONNREFUSED) => {
-            client.note("nothing listens for IPv4 on this port: the IPv6-only socket does not")
+    let same = v6(Ipv6Addr::UNSPECIFIED, port);
+    let only6 = narrate!(server, Socket::new(ipv6, Type::STREAM, tcp))?;
+    match narrate!(server, only6.bind(&same)) {
+        Err(failure) if failure.errno() == Some(libc::EADDRINUSE) => {
+            server.note("a dual-stack socket needs the IPv4 port too, and 0.0.0.0 holds it")
         }
-        Err(failure) => return Err(failure),
+        other => other?,
     }
+    narrate!(server, only6.set_only_v6(true))?;
+    narrate!(server, only6.bind(&same))?;
+    narrate!(server, only6.listen(BACKLOG))?;
+    story.say(format!(
+        "port {port}: 0.0.0.0 listens for IPv4, [::] (IPv6 only) for IPv6"
+    ));
+    let socket = narrate!(client, Socket::new(ipv4, Type::STREAM, tcp))?;
+    narrate!(client, socket.connect(&v4(Ipv4Addr::LOCALHOST, port)))?;
+    let (conn, _peer) = narrate!(another, ipv4_server.accept())?;
+    another.note("the IPv4 client came to the IPv4 socket: an IPv6-only socket takes none");
     narrate!(client, drop(socket));
-    let second = narrate!(another, Socket::new(ipv4, Type::STREAM, tcp))?;
-    narrate!(another, second.bind(&v4(Ipv4Addr::UNSPECIFIED, port)))?;
-    another.note("the IPv4 port is free: an IPv4 socket and an IPv6-only one share the number");
-    narrate!(another, drop(second));
+    narrate!(another, drop(conn));
+    narrate!(another, drop(ipv4_server));
     narrate!(server, drop(only6));
     Ok(())
 }

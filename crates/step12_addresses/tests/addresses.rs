@@ -331,20 +331,30 @@ fn ipv6_only_refuses_ipv4_clients_and_leaves_the_ipv4_port_free() {
         testkit::skip("IPV6_V6ONLY", "this machine has no IPv6");
         return;
     }
+    // The IPv4 socket first, so that the kernel picks a port no IPv4 socket holds (a busy
+    // machine has many connections, and TIME-WAITs, on ports of its own).
+    let ipv4 = tcp(Domain::IPV4);
+    ipv4.bind(&at(Ipv4Addr::UNSPECIFIED, 0))
+        .expect("bind 0.0.0.0:0");
+    let port = port_of(&ipv4);
+    let same = at(Ipv6Addr::UNSPECIFIED, port);
     let listener = tcp(Domain::IPV6);
+    let taken = listener
+        .bind(&same)
+        .expect_err("dual stack wants the IPv4 port too");
+    assert_eq!(taken.raw_os_error(), Some(libc::EADDRINUSE));
     listener.set_only_v6(true).expect("IPV6_V6ONLY");
     listener
-        .bind(&at(Ipv6Addr::UNSPECIFIED, 0))
-        .expect("bind [::]:0");
+        .bind(&same)
+        .expect("IPv6 only: the IPv4 port is no concern");
     listener.listen(8).expect("listen");
-    let port = port_of(&listener);
     let refused = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect_err("IPv6 only");
     assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
     TcpStream::connect((Ipv6Addr::LOCALHOST, port)).expect("an IPv6 client still connects");
-    let ipv4 = tcp(Domain::IPV4);
-    ipv4.bind(&at(Ipv4Addr::UNSPECIFIED, port))
-        .expect("the IPv4 port is free");
-    ipv4.listen(8).expect("and can listen");
+    ipv4.listen(8).expect("the IPv4 socket listens too");
+    let client = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("an IPv4 client");
+    let (_, peer) = ipv4.accept().expect("the IPv4 socket accepts it");
+    assert_eq!(peer.as_socket(), client.local_addr().ok());
 }
 
 /// Two listeners with SO_REUSEPORT on 127.0.0.1:port, after a third socket's failed try.
@@ -451,7 +461,8 @@ fn the_demo_tells_the_whole_story() {
         "server    <- 5, connected to [::ffff:127.0.0.1]:",
         "another   <- -1 EADDRINUSE (Address already in use)",
         "another      the [::] socket holds this port for IPv4 too",
-        "client       nothing listens for IPv4 on this port: the IPv6-only socket does not",
+        "server       a dual-stack socket needs the IPv4 port too, and 0.0.0.0 holds it",
+        "another      the IPv4 client came to the IPv4 socket: an IPv6-only socket takes none",
         "another      without SO_REUSEPORT of its own, a third socket may not join them",
     ] {
         assert!(out.says(needle), "no `{needle}` in\n{}", out.output);
