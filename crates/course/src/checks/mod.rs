@@ -24,6 +24,8 @@ mod watch;
 
 // Step 11.
 mod frames;
+// Step 12.
+mod try_each;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -52,6 +54,7 @@ pub fn find(name: &str) -> Option<Check> {
         "09_lengths" => lengths::check,
         "10_many_clients" => many_clients::check,
         "11_frames" => frames::check,
+        "12_try_each" => try_each::check,
         _ => return None,
     };
     Some(check)
