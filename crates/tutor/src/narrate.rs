@@ -307,10 +307,14 @@ impl Narrator {
             None => String::new(),
         };
         let mut block = String::new();
+        // A text of several lines (one socket2 method that makes several system calls)
+        // gets the actor's name on each of them.
         for (paint, text) in lines {
-            block.push_str(&prefix);
-            block.push_str(&self.paint(*paint, text));
-            block.push('\n');
+            for line in text.split('\n') {
+                block.push_str(&prefix);
+                block.push_str(&self.paint(*paint, line));
+                block.push('\n');
+            }
         }
         if let Some(record) = &self.record {
             if let Ok(mut text) = record.lock() {
