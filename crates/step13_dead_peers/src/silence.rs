@@ -12,7 +12,9 @@ use tutor::{Failure, Narrator, narrate};
 use crate::netns::{NOBODY, Namespace, PEER, Wire};
 
 /// The read timeout of the vanish scene: shorter than the keepalive's verdict.
-const READ_TIMEOUT: Duration = Duration::from_secs(1);
+const READ_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long sent data may go unacknowledged on the connection that sends (TCP_USER_TIMEOUT).
+const USER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A TCP socket made in namespace `ns`: it lives there, whichever thread uses it.
 fn socket_in(ns: &Namespace, say: &Narrator) -> Result<Socket, Failure> {
@@ -59,8 +61,9 @@ pub fn silent_connect(say: &Narrator, wire: &Wire, syn_retries: u32) -> Result<(
     Ok(())
 }
 
-/// A peer that vanishes without a FIN: a read timeout ends the wait with EAGAIN, keepalive
-/// with ETIMEDOUT, and a connection with neither goes on waiting.
+/// A peer that vanishes without a FIN: data sent to it goes unacknowledged until
+/// TCP_USER_TIMEOUT ends it with ETIMEDOUT; a read timeout ends a wait with EAGAIN, keepalive
+/// with ETIMEDOUT; and a connection with none of them goes on waiting.
 pub fn vanished_peer(say: &Narrator, wire: &Wire, keepalive: &TcpKeepalive) -> Result<(), Failure> {
     say.section("a peer that vanishes without a word");
     let (here, peer) = (say.actor("here"), say.actor("peer"));
@@ -73,16 +76,20 @@ pub fn vanished_peer(say: &Narrator, wire: &Wire, keepalive: &TcpKeepalive) -> R
     narrate!(peer, listener.listen(backlog))?;
     let at = narrate!(peer, listener.local_addr())?;
 
-    // Two connections to it: one as every socket starts, one watched by keepalive and a
-    // read timeout.
+    // Three connections to it: one as every socket starts, one watched by keepalive and a
+    // read timeout, and one that will send with a user timeout.
     let plain = socket_in(&wire.here, &here)?;
     narrate!(here, plain.connect(&at))?;
     let watched = socket_in(&wire.here, &here)?;
     narrate!(here, watched.set_tcp_keepalive(keepalive))?;
     narrate!(here, watched.set_read_timeout(Some(READ_TIMEOUT)))?;
     narrate!(here, watched.connect(&at))?;
+    let sender = socket_in(&wire.here, &here)?;
+    narrate!(here, sender.set_tcp_user_timeout(Some(USER_TIMEOUT)))?;
+    narrate!(here, sender.connect(&at))?;
     let (to_plain, _) = narrate!(peer, listener.accept())?;
     let (to_watched, _) = narrate!(peer, listener.accept())?;
+    let (to_sender, _) = narrate!(peer, listener.accept())?;
     narrate!(peer, to_watched.send(b"hello\n"))?;
     let mut buf = [0u8; 64];
     narrate!(here, (&watched).read(&mut buf))?;
@@ -94,14 +101,28 @@ pub fn vanished_peer(say: &Narrator, wire: &Wire, keepalive: &TcpKeepalive) -> R
     peer.say("ip link set vpeer down: the peer's cable is pulled. No FIN, no reset: from now on nothing arrives, and nothing answers");
     let since = || pulled.elapsed().as_secs_f64();
 
+    // Data sent now is never acknowledged: the kernel resends it, until the user timeout.
+    narrate!(here, sender.send(b"are you there?\n"))?;
+    here.note("taken: send only hands the bytes to the kernel, which sends them on the dead cable");
+    let started = Instant::now();
+    match narrate!(here, (&sender).read(&mut buf)) {
+        Err(failure) if failure.errno() == Some(libc::ETIMEDOUT) => here.note(format!(
+            "after {:.1} s: ETIMEDOUT. The bytes sent stayed unacknowledged for TCP_USER_TIMEOUT (1 s) while the kernel resent them, and it gave up",
+            started.elapsed().as_secs_f64()
+        )),
+        Err(failure) => return Err(failure),
+        Ok(n) => here.note(format!("{n} bytes: the peer was not silent after all")),
+    }
+
+    let started = Instant::now();
     match narrate!(here, (&watched).read(&mut buf)) {
         Err(failure) if failure.would_block() => here.note(format!(
             "after {:.1} s: EAGAIN, the read timeout (SO_RCVTIMEO) ran out. It is this program's own: the kernel still has the connection, and does not know the peer is gone",
-            since()
+            started.elapsed().as_secs_f64()
         )),
         Err(failure) if failure.errno() == Some(libc::ETIMEDOUT) => here.note(format!(
             "after {:.1} s: ETIMEDOUT: keepalive gave up before the read timeout ran out",
-            since()
+            started.elapsed().as_secs_f64()
         )),
         Err(failure) => return Err(failure),
         Ok(n) => here.note(format!("{n} bytes: the peer was not silent after all")),
@@ -128,7 +149,9 @@ pub fn vanished_peer(say: &Narrator, wire: &Wire, keepalive: &TcpKeepalive) -> R
         Err(failure) => return Err(failure),
         Ok(n) => here.note(format!("{n}: the peer was not silent after all")),
     }
-    for socket in [plain, watched, to_plain, to_watched, listener] {
+    for socket in [
+        plain, watched, sender, to_plain, to_watched, to_sender, listener,
+    ] {
         narrate!(say, drop(socket));
     }
     Ok(())

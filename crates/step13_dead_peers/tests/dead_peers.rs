@@ -53,20 +53,28 @@ fn run_in_netns(test: &str, args: &[&str]) -> Option<Finished> {
     Some(out)
 }
 
-/// The seconds of the first note after `marker` that reads "after N.N s".
-fn seconds_after(out: &Finished, marker: &str) -> f64 {
+/// Each time the call written `rust` was narrated: what it returned (the `<-` line, without
+/// the actor's name) and the seconds of the note below it ("after N.N s"; -1 if none).
+fn results_of(out: &Finished, rust: &str) -> Vec<(String, f64)> {
     let lines: Vec<&str> = out.output.lines().collect();
-    let at = lines
+    let found: Vec<(String, f64)> = lines
         .iter()
-        .position(|l| l.ends_with(marker))
-        .unwrap_or_else(|| panic!("no line ending {marker:?}:\n{}", out.output));
-    let note = lines[at + 1];
-    let number = note
-        .split("after ")
-        .nth(1)
-        .and_then(|rest| rest.split(" s").next())
-        .and_then(|n| n.parse().ok());
-    number.unwrap_or_else(|| panic!("no time after {marker:?}: {note}"))
+        .enumerate()
+        .filter(|(_, l)| l.ends_with(&format!("socket2: {rust}")))
+        .map(|(at, _)| {
+            let result = lines[at + 1].split("<- ").nth(1).unwrap_or("").to_owned();
+            let note = lines.get(at + 2).copied().unwrap_or("");
+            let seconds = note
+                .split("after ")
+                .nth(1)
+                .and_then(|rest| rest.split(" s").next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(-1.0);
+            (result, seconds)
+        })
+        .collect();
+    assert!(!found.is_empty(), "{rust} is not narrated:\n{}", out.output);
+    found
 }
 
 /// The interfaces of this machine's own network namespace, by name.
@@ -91,18 +99,21 @@ fn a_connect_nobody_answers_ends_in_etimedout_after_syn_retries() {
         return;
     };
     assert!(out.says("-> connect(3, 10.13.0.3:80)"), "{}", out.output);
-    let seconds = seconds_after(&out, "<- -1 ETIMEDOUT (Connection timed out)");
+    let [(result, seconds)] = &results_of(&out, "socket.connect(&nobody)")[..] else {
+        panic!("one connect: {}", out.output);
+    };
+    assert_eq!(result, "-1 ETIMEDOUT (Connection timed out)");
     // tcp_syn_retries = 1: the SYN waits 1 s, its one retry 2 s.
-    assert!((2.5..5.0).contains(&seconds), "gave up after {seconds} s");
+    assert!((2.5..5.0).contains(seconds), "gave up after {seconds} s");
     // The namespaces and their cable were the program's own: this machine's interfaces are
     // the same as before (the cable's ends never appeared here, and nothing is left).
     assert_eq!(before, Some(root_links()));
 }
 
 #[test]
-fn a_vanished_peer_is_eagain_for_a_read_timeout_etimedout_for_keepalive_and_nothing_without() {
+fn a_vanished_peer_is_etimedout_for_user_timeout_and_keepalive_eagain_for_a_read_timeout() {
     let test =
-        "a_vanished_peer_is_eagain_for_a_read_timeout_etimedout_for_keepalive_and_nothing_without";
+        "a_vanished_peer_is_etimedout_for_user_timeout_and_keepalive_eagain_for_a_read_timeout";
     let Some(out) = run_in_netns(test, &["--scene", "vanish"]) else {
         return;
     };
@@ -111,18 +122,20 @@ fn a_vanished_peer_is_eagain_for_a_read_timeout_etimedout_for_keepalive_and_noth
         "{}",
         out.output
     );
-    let eagain = seconds_after(&out, "<- -1 EAGAIN (Resource temporarily unavailable)");
-    assert!(
-        (0.9..1.8).contains(&eagain),
-        "read timeout after {eagain} s"
-    );
-    let dead = seconds_after(&out, "<- -1 ETIMEDOUT (Connection timed out)");
-    // Keepalive 1 s idle, then 2 probes 1 s apart: the kernel gives up about 3 s after the
-    // last packet.
-    assert!(
-        (2.5..6.0).contains(&dead),
-        "keepalive gave up after {dead} s"
-    );
+    const ETIMEDOUT: &str = "-1 ETIMEDOUT (Connection timed out)";
+    const EAGAIN: &str = "-1 EAGAIN (Resource temporarily unavailable)";
+    // Data sent into the silence: the kernel gives up after TCP_USER_TIMEOUT (1 s).
+    let sent = results_of(&out, "(&sender).read(&mut buf)");
+    assert_eq!(sent[0].0, ETIMEDOUT);
+    assert!((0.9..2.5).contains(&sent[0].1), "user timeout: {sent:?}");
+    // The read timeout (500 ms) is EAGAIN; keepalive (1 s idle, then 2 probes 1 s apart)
+    // gives up about 3 s after the cable was pulled.
+    let reads = results_of(&out, "(&watched).read(&mut buf)");
+    assert_eq!(reads.len(), 3, "{reads:?}");
+    assert_eq!(reads[1].0, EAGAIN);
+    assert!((0.4..1.2).contains(&reads[1].1), "read timeout: {reads:?}");
+    assert_eq!(reads[2].0, ETIMEDOUT);
+    assert!((2.5..6.0).contains(&reads[2].1), "keepalive: {reads:?}");
     // The connection without keepalive still has no error, after the other one died.
     let lines: Vec<&str> = out.output.lines().collect();
     let take_error = lines
