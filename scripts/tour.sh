@@ -19,6 +19,7 @@ steps=(
   step8_udp
   step9_stream_vs_dgram
   step10_many_clients
+  step13_dead_peers
 )
 
 cargo build -q --workspace --bins

@@ -94,7 +94,7 @@ pub fn scene(say: &Narrator) -> Result<(), Failure> {
     say.say("programs that write a line to the dead connection (it is their standard output):");
     for (program, code, who) in WRITERS {
         let stdout = narrate!(say, client.try_clone())?;
-        say.say(format!("$ {program} -c \"{code}\""));
+        say.say(format!("writer: {program} -c \"{code}\""));
         say.note(format!(
             "{who}: {}",
             run_writer(program, code, stdout.into())

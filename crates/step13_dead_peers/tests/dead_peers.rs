@@ -77,16 +77,18 @@ fn results_of(out: &Finished, rust: &str) -> Vec<(String, f64)> {
     found
 }
 
-/// The interfaces of this machine's own network namespace, by name.
-fn root_links() -> BTreeSet<String> {
-    let out = Command::new("ip")
-        .args(["-o", "link", "show"])
-        .output()
-        .expect("ip runs");
-    String::from_utf8_lossy(&out.stdout)
+/// The interfaces of this machine's own network namespace, by name, and its named network
+/// namespaces.
+fn root_links() -> (BTreeSet<String>, String) {
+    let ip = |args: &[&str]| {
+        let out = Command::new("ip").args(args).output().expect("ip runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let links = ip(&["-o", "link", "show"])
         .lines()
         .filter_map(|l| l.split(": ").nth(1).map(str::to_owned))
-        .collect()
+        .collect();
+    (links, ip(&["netns", "list"]))
 }
 
 #[test]
@@ -148,6 +150,35 @@ fn a_vanished_peer_is_etimedout_for_user_timeout_and_keepalive_eagain_for_a_read
         "here      <- -1 EAGAIN (Resource temporarily unavailable)",
         "{}",
         out.output
+    );
+}
+
+#[test]
+fn more_syn_retries_and_keepalive_times_take_longer_by_the_rule() {
+    let test = "more_syn_retries_and_keepalive_times_take_longer_by_the_rule";
+    if let Some(why) = netns_unavailable() {
+        testkit::skip(test, &why);
+        return;
+    }
+    // Both at once: 7 s and 5 s.
+    let connect = std::thread::spawn(|| {
+        run_in_netns(test, &["--scene", "connect", "--syn-retries", "2"]).expect("namespaces")
+    });
+    let vanish =
+        run_in_netns(test, &["--scene", "vanish", "--keepintvl", "2"]).expect("namespaces");
+    let connect = connect.join().expect("the connect run");
+    // Two retries: 1 + 2 + 4 s.
+    let gave_up = results_of(&connect, "socket.connect(&nobody)")[0].1;
+    assert!(
+        (6.5..9.5).contains(&gave_up),
+        "connect gave up after {gave_up} s"
+    );
+    // 1 s idle, then 2 probes 2 s apart: 5 s.
+    let keepalive = results_of(&vanish, "(&watched).read(&mut buf)")[2].clone();
+    assert_eq!(keepalive.0, "-1 ETIMEDOUT (Connection timed out)");
+    assert!(
+        (4.5..8.0).contains(&keepalive.1),
+        "keepalive: {keepalive:?}"
     );
 }
 
