@@ -14,6 +14,8 @@
 //!   printed the way the lessons print them.
 //! - [`sys`]: system calls written as `strace` writes them, for the narration.
 //! - [`observe`]: looking at a socket from outside, as `ls -l /proc/PID/fd` and `ss` do.
+//! - [`per_client`]: whose error it is: one client's (the server goes on), or a shortage of
+//!   descriptors (the server waits for one), or the server's own.
 //! - [`interrupt`]: Ctrl-C handling, so a server stops cleanly.
 //! - [`turns`]: turn-taking between a demo's server and its clients in one process, so
 //!   the story is told in the same order on every run.
@@ -25,6 +27,7 @@ pub mod explain;
 pub mod interrupt;
 pub mod narrate;
 pub mod observe;
+pub mod per_client;
 pub mod strace;
 pub mod sys;
 pub mod turns;
