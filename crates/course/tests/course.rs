@@ -41,6 +41,12 @@ const WRONG: &[(&str, &str)] = &[
         "05_echo-dies_on_reset",
         "one client's error belongs to that client",
     ),
+    ("13_patient_client-no_timeout", "no read timeout"),
+    ("13_patient_client-no_keepalive", "SO_KEEPALIVE is off"),
+    (
+        "13_patient_client-timeout_is_success",
+        "code 0 although no answer came",
+    ),
 ];
 
 fn root() -> PathBuf {

@@ -10,6 +10,7 @@ mod bind;
 mod create;
 mod echo;
 mod listen;
+mod patient;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -31,6 +32,7 @@ pub fn find(name: &str) -> Option<Check> {
         "03_listen" => listen::check,
         "04_accept" => accept::check,
         "05_echo" => echo::check,
+        "13_patient_client" => patient::check,
         _ => return None,
     };
     Some(check)
