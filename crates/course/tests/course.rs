@@ -41,6 +41,66 @@ const WRONG: &[(&str, &str)] = &[
         "05_echo-dies_on_reset",
         "one client's error belongs to that client",
     ),
+    // Steps 6 to 10.
+    (
+        "06_shutdown-closes_a_copy",
+        "Closing a copy of the socket (try_clone) sends no FIN",
+    ),
+    (
+        "06_shutdown-shuts_down_both",
+        "shuts the receiving half too",
+    ),
+    (
+        "06_shutdown-one_recv",
+        "it stopped reading before end of file",
+    ),
+    (
+        "07_client-one_recv",
+        "one recv() returns only what has arrived",
+    ),
+    (
+        "07_client-ignores_send_count",
+        "send() returns how many bytes the kernel took",
+    ),
+    (
+        "07_client-reads_to_eof",
+        "a client that reads until end of file waits for ever",
+    ),
+    (
+        "08_udp_server-answers_first_sender",
+        "answers every datagram to one address",
+    ),
+    ("08_udp_server-connects", "A UDP server never connects"),
+    (
+        "08_udp_server-small_buffer",
+        "a buffer smaller than the datagram",
+    ),
+    (
+        "08_udp_client-unconnected",
+        "an unconnected UDP socket takes datagrams from anyone",
+    ),
+    ("08_udp_client-no_timeout", "set a read timeout"),
+    (
+        "09_lengths-recv_is_a_message",
+        "A stream keeps no boundaries",
+    ),
+    (
+        "09_lengths-newlines_in_datagrams",
+        "there is no newline to wait for",
+    ),
+    (
+        "09_lengths-small_datagram_buffer",
+        "a buffer smaller than it",
+    ),
+    ("10_many_clients-serial", "serves one client at a time"),
+    (
+        "10_many_clients-first_recv_only",
+        "it echoed what its first recv() returned and stopped",
+    ),
+    (
+        "10_many_clients-spins_on_zero",
+        "a loop that goes on after 0 spins for ever",
+    ),
     ("13_patient_client-no_timeout", "no read timeout"),
     ("13_patient_client-no_keepalive", "SO_KEEPALIVE is off"),
     (

@@ -10,6 +10,19 @@ mod bind;
 mod create;
 mod echo;
 mod listen;
+
+// Steps 6 to 10: their checks, and the peers, pipes and /proc readings they share.
+mod client;
+mod lengths;
+mod many_clients;
+mod peer_sockets;
+mod piped;
+mod shutdown;
+mod udp_client;
+mod udp_server;
+mod watch;
+
+// Step 13.
 mod patient;
 
 use std::io::{self, Read, Write};
@@ -32,6 +45,12 @@ pub fn find(name: &str) -> Option<Check> {
         "03_listen" => listen::check,
         "04_accept" => accept::check,
         "05_echo" => echo::check,
+        "06_shutdown" => shutdown::check,
+        "07_client" => client::check,
+        "08_udp_server" => udp_server::check,
+        "08_udp_client" => udp_client::check,
+        "09_lengths" => lengths::check,
+        "10_many_clients" => many_clients::check,
         "13_patient_client" => patient::check,
         _ => return None,
     };
