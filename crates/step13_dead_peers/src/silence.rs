@@ -137,6 +137,9 @@ pub fn vanished_peer(say: &Narrator, wire: &Wire, keepalive: &TcpKeepalive) -> R
         Err(failure) => return Err(failure),
         Ok(n) => here.note(format!("{n}: the peer was not silent after all")),
     }
+    if narrate!(here, (&watched).read(&mut buf))? == 0 {
+        here.note("0: after ETIMEDOUT the kernel has closed the connection; it is over, unlike after EAGAIN");
+    }
 
     // The plain connection knows nothing.
     narrate!(here, plain.take_error())?;

@@ -133,11 +133,13 @@ fn a_vanished_peer_is_etimedout_for_user_timeout_and_keepalive_eagain_for_a_read
     // The read timeout (500 ms) is EAGAIN; keepalive (1 s idle, then 2 probes 1 s apart)
     // gives up about 3 s after the cable was pulled.
     let reads = results_of(&out, "(&watched).read(&mut buf)");
-    assert_eq!(reads.len(), 3, "{reads:?}");
+    assert_eq!(reads.len(), 4, "{reads:?}");
     assert_eq!(reads[1].0, EAGAIN);
     assert!((0.4..1.2).contains(&reads[1].1), "read timeout: {reads:?}");
     assert_eq!(reads[2].0, ETIMEDOUT);
     assert!((2.5..6.0).contains(&reads[2].1), "keepalive: {reads:?}");
+    // After ETIMEDOUT the connection is closed: recv returns 0.
+    assert_eq!(reads[3].0, "0: \"\"");
     // The connection without keepalive still has no error, after the other one died.
     let lines: Vec<&str> = out.output.lines().collect();
     let take_error = lines
