@@ -21,6 +21,7 @@ steps=(
   step10_many_clients
   step11_framing
   step12_addresses
+  step13_dead_peers
 )
 
 cargo build -q --workspace --bins

@@ -127,6 +127,13 @@ const WRONG: &[(&str, &str)] = &[
         "12_try_each-exits_0",
         "it exited with code 0 though no address connected",
     ),
+    // Step 13.
+    ("13_patient_client-no_timeout", "no read timeout"),
+    ("13_patient_client-no_keepalive", "SO_KEEPALIVE is off"),
+    (
+        "13_patient_client-timeout_is_success",
+        "code 0 although no answer came",
+    ),
 ];
 
 fn root() -> PathBuf {

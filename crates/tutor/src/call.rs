@@ -214,6 +214,20 @@ impl Shown for Option<io::Error> {
     }
 }
 
+/// A count (`tcp_keepalive_retries`).
+impl Shown for u32 {
+    fn shown(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// A time the kernel keeps (`tcp_keepalive_time`, `tcp_keepalive_interval`).
+impl Shown for Duration {
+    fn shown(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
 /// Narrates one socket call written once: prints the system call (from
 /// [`tutor::strace`](crate::strace)), the Rust (the expression itself, by `stringify!`), makes
 /// the call and prints its result. Evaluates to `Result<T, Failure>`.

@@ -26,6 +26,8 @@ mod watch;
 mod frames;
 // Step 12.
 mod try_each;
+// Step 13.
+mod patient;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -55,6 +57,7 @@ pub fn find(name: &str) -> Option<Check> {
         "10_many_clients" => many_clients::check,
         "11_frames" => frames::check,
         "12_try_each" => try_each::check,
+        "13_patient_client" => patient::check,
         _ => return None,
     };
     Some(check)
