@@ -471,7 +471,7 @@ fn beyond_the_narration_budget_what_is_printed_is_still_true() {
         let done = server.finish(LIMIT);
         assert_eq!(done.code, Some(0), "{model}: {}", done.output);
         assert!(
-            done.says("client 2 and later: served without narration (--narrate 1)"),
+            done.says("(the next clients are not shown: --narrate 1; a summary follows)"),
             "{}",
             done.output
         );
