@@ -23,6 +23,7 @@ mod shortage;
 mod threads;
 
 use std::fmt;
+use std::io;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
@@ -63,7 +64,7 @@ struct Cli {
     backlog: u32,
 
     /// Stop after serving this many clients [default: serve until Ctrl-C]
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = tutor::cli::count::<u64>)]
     max_clients: Option<u64>,
 
     /// The most bytes one recv() may return (the size of the receive buffer)
@@ -114,7 +115,7 @@ fn main() -> ExitCode {
     let cli: Cli = tutor::cli::parse_args();
     let say = Narrator::new(&STEP, cli.color);
     say.header();
-    interrupt::stop_on_ctrl_c(&say);
+    interrupt::stop_on_signals(&say);
     let result = if cli.demo {
         demo::run(&say, cli.model, &cli.address, cli.bufsize as usize)
     } else {
@@ -172,10 +173,18 @@ fn listen(
         _ => Some(Protocol::TCP),
     };
     let listener = narrate!(say, Socket::new(domain, Type::STREAM, protocol))?;
-    narrate!(say, listener.bind(address))?;
-    if let Some(path) = address.as_pathname() {
-        interrupt::remove_on_ctrl_c(path);
-    }
+    // owned_bind makes the bind with the list of socket files locked, and records the file
+    // bind() creates, so that a signal removes that file and nothing else (lesson 2). The
+    // bind it makes is the narrated one.
+    let mut bound = Ok(());
+    let _ = interrupt::owned_bind(address, || {
+        bound = narrate!(say, listener.bind(address));
+        bound
+            .as_ref()
+            .map(|_| ())
+            .map_err(|_| io::Error::other("bind failed"))
+    });
+    bound?;
     if let Err(failure) = narrate!(say, listener.listen(backlog)) {
         interrupt::remove_socket_file(say, address);
         return Err(failure);
