@@ -23,7 +23,6 @@ mod shortage;
 mod threads;
 
 use std::fmt;
-use std::io;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
@@ -173,18 +172,9 @@ fn listen(
         _ => Some(Protocol::TCP),
     };
     let listener = narrate!(say, Socket::new(domain, Type::STREAM, protocol))?;
-    // owned_bind makes the bind with the list of socket files locked, and records the file
-    // bind() creates, so that a signal removes that file and nothing else (lesson 2). The
-    // bind it makes is the narrated one.
-    let mut bound = Ok(());
-    let _ = interrupt::owned_bind(address, || {
-        bound = narrate!(say, listener.bind(address));
-        bound
-            .as_ref()
-            .map(|_| ())
-            .map_err(|_| io::Error::other("bind failed"))
-    });
-    bound?;
+    // owned_bind records the file bind() creates, so that a signal removes that file and
+    // nothing else (lesson 2).
+    interrupt::owned_bind(address, || narrate!(say, listener.bind(address)))?;
     if let Err(failure) = narrate!(say, listener.listen(backlog)) {
         interrupt::remove_socket_file(say, address);
         return Err(failure);
