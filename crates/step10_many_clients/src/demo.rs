@@ -22,7 +22,7 @@ use crate::{Model, Served, Settings, listen, run_model, summarise};
 
 /// Each model's story, then what happened in each.
 pub fn run(
-    story: &Narrator,
+    say: &Narrator,
     model: Option<Model>,
     address: &ServerAddress,
     bufsize: usize,
@@ -38,9 +38,9 @@ pub fn run(
     };
     let mut results = Vec::new();
     for model in models {
-        results.push((model, one_model(story, model, bufsize)?));
+        results.push((model, one_model(say, model, bufsize)?));
     }
-    story.section("what happened");
+    say.section("what happened");
     for (model, (waited, served)) in &results {
         let ms = waited.as_millis();
         let how = match model {
@@ -54,19 +54,15 @@ pub fn run(
                 served.waits
             ),
         };
-        story.say(format!("{:<8} {how}", model.to_string()));
+        say.say(format!("{:<8} {how}", model.to_string()));
     }
     Ok(())
 }
 
 /// One model's story. Returns how long client 2 waited for its echo, and what the server did.
-fn one_model(
-    story: &Narrator,
-    model: Model,
-    bufsize: usize,
-) -> Result<(Duration, Served), Failure> {
-    story.section(format!("--model {model}"));
-    let server_say = story.actor("server");
+fn one_model(say: &Narrator, model: Model, bufsize: usize) -> Result<(Duration, Served), Failure> {
+    say.section(format!("--model {model}"));
+    let server_say = say.actor("server");
     let any_port = SockAddr::from(SocketAddr::from(([127, 0, 0, 1], 0)));
     let (listener, local) = listen(&server_say, Family::Ipv4, &any_port, 8)?;
     // Made on this thread, the server's: the clients watch it in /proc.
@@ -78,12 +74,12 @@ fn one_model(
         turns,
     };
     let clients = {
-        let story = story.clone();
-        thread::spawn(move || match two_clients(&story, model, &stage, &local) {
+        let say = say.clone();
+        thread::spawn(move || match two_clients(&say, model, &stage, &local) {
             Ok(waited) => waited,
             Err(failure) => {
                 // The server may wait for a client that will not come: end the demo here.
-                story.failure_line(&failure);
+                say.failure_line(&failure);
                 std::process::exit(1);
             }
         })
@@ -113,7 +109,7 @@ fn wait_for(stage: &Stage, moments: &[Moment]) -> Result<(), Failure> {
 /// call returns without the clients' help (a moment passed over is taken for such a one,
 /// see `tutor::turns`). `stage.done()` follows each move that wakes the server.
 fn two_clients(
-    story: &Narrator,
+    say: &Narrator,
     model: Model,
     stage: &Stage,
     address: &SockAddr,
@@ -138,12 +134,12 @@ fn two_clients(
     };
     // Under serial, client 2's moves wake nobody: the server is in recv() on client 1.
     let serial = model == Model::Serial;
-    let kernel = story.actor("kernel");
+    let kernel = say.actor("kernel");
 
     // Client 1 connects and says hello.
     let accepting = Accepting { accepted: 0 };
     expect(&[accepting], &[accepting], &[polling(0, 0, 0)])?;
-    let say_1 = story.actor("client 1");
+    let say_1 = say.actor("client 1");
     let client_1 = narrate!(
         say_1,
         Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
@@ -173,7 +169,7 @@ fn two_clients(
     narrate!(say_1, (&client_1).read(&mut buf))?;
 
     // Client 2 connects while client 1 stays connected, silent.
-    let say_2 = story.actor("client 2");
+    let say_2 = say.actor("client 2");
     let client_2 = narrate!(
         say_2,
         Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
