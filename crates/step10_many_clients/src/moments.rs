@@ -70,11 +70,11 @@ impl ServerTurns {
         self.turns.is_some()
     }
 
-    /// The same turns, for a new thread: `told` hears each moment it tells.
+    /// The same turns, for a new thread: in the demo, `told` hears each moment it tells.
     pub fn for_thread(&self, told: Sender<()>) -> ServerTurns {
         ServerTurns {
             turns: self.turns.clone(),
-            told: Some(told),
+            told: self.turns.is_some().then_some(told),
         }
     }
 
