@@ -172,9 +172,9 @@ fn listen(
         _ => Some(Protocol::TCP),
     };
     let listener = narrate!(say, Socket::new(domain, Type::STREAM, protocol))?;
-    // owned_bind records the file bind() creates, so that a signal removes that file and
-    // nothing else (lesson 2).
-    interrupt::owned_bind(address, || narrate!(say, listener.bind(address)))?;
+    // interrupt::owning records the file bind() creates, so that a signal removes that file
+    // and nothing else (lesson 2).
+    narrate!(say, listener.bind(address), interrupt::owning(address))?;
     if let Err(failure) = narrate!(say, listener.listen(backlog)) {
         interrupt::remove_socket_file(say, address);
         return Err(failure);

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
 
 use mio::{Events, Interest, Poll, Token};
-use socket2::{SockAddr, Socket};
+use socket2::Socket;
 use tutor::narrate::Budget;
 use tutor::{Failure, Narrator, narrate};
 
@@ -26,9 +26,10 @@ pub const LISTENER: Token = Token(0);
 /// How many events one epoll_wait may return.
 const EVENTS: usize = 1024;
 
-/// One client of the poll model, besides its socket: the bytes a partial write left over.
+/// One client of the poll model: its socket, and the bytes a partial write left over.
 struct Client {
     number: u64,
+    conn: Socket,
     say: Narrator,
     /// Bytes received but not yet sent back. Empty, except after a partial write.
     unsent: Vec<u8>,
@@ -42,7 +43,7 @@ struct Server<'a> {
     settings: &'a Settings,
     listener_fd: RawFd,
     poll: Poll,
-    clients: HashMap<Token, (Socket, Client)>,
+    clients: HashMap<Token, Client>,
     served: Served,
     /// Whether clients are still accepted (until --max-clients).
     accepting: bool,
@@ -88,9 +89,6 @@ pub fn serve(say: &Narrator, listener: Socket, settings: &Settings) -> Result<Se
         next_say: None,
         loud_clients: 0,
     };
-    // The listener's one call, made where the listener is: each turn of the listener calls it
-    // until the accept queue is empty.
-    let accept = |say: &Narrator| narrate!(say, listener.accept());
     let mut events = Events::with_capacity(EVENTS);
     // One receive buffer for all clients: the thread serves one at a time.
     let mut buf = vec![0u8; settings.bufsize];
@@ -100,20 +98,13 @@ pub fn serve(say: &Narrator, listener: Socket, settings: &Settings) -> Result<Se
         for (token, _readable, _writable) in ready {
             if token == LISTENER {
                 // 5. The listener is ready: accept every connection that waits.
-                server.accept_all(&accept)?;
-            } else if let Some((conn, mut client)) = server.clients.remove(&token) {
+                server.accept_all(&listener)?;
+            } else if let Some(client) = server.clients.get_mut(&token) {
                 // 6. A client's socket is ready: echo what can be echoed without waiting.
-                match take_turn(
-                    conn,
-                    &mut client,
-                    &mut buf,
-                    &server.poll,
-                    &mut server.served,
-                ) {
-                    Some(conn) => {
-                        server.clients.insert(token, (conn, client));
-                    }
-                    None => server.closed(&client)?,
+                let stays_open = take_turn(client, &mut buf, &server.poll, &mut server.served);
+                if !stays_open {
+                    // 7. The client has left: stop watching its socket, then close it.
+                    server.close(token)?;
                 }
             }
         }
@@ -166,10 +157,7 @@ impl Server<'_> {
 
     /// The listener's turn: accept every connection that waits, until accept() answers
     /// EAGAIN (edge-triggered: no second reminder).
-    fn accept_all(
-        &mut self,
-        accept: &impl Fn(&Narrator) -> Result<(Socket, SockAddr), Failure>,
-    ) -> Result<(), Failure> {
+    fn accept_all(&mut self, listener: &Socket) -> Result<(), Failure> {
         while self.accepting {
             if self.settings.max_clients == Some(self.served.clients) {
                 let why = format!(
@@ -186,7 +174,7 @@ impl Server<'_> {
                 .get_or_insert_with(|| self.budget.next(self.say))
                 .clone();
             let accept_say = unheard(&client_say);
-            let conn = match accept(&accept_say) {
+            let conn = match narrate!(accept_say, listener.accept()) {
                 Ok((conn, _peer)) => conn,
                 Err(failure) if failure.would_block() => {
                     accept_say.note("the accept queue is empty: back to waiting");
@@ -228,18 +216,26 @@ impl Server<'_> {
             }
             let client = Client {
                 number,
+                conn,
                 say: client_say,
                 unsent: Vec::new(),
                 wants_writable: false,
             };
-            self.clients.insert(token, (conn, client));
+            self.clients.insert(token, client);
         }
         Ok(())
     }
 
-    /// A client's turn ended with its connection closed.
-    fn closed(&mut self, client: &Client) -> Result<(), Failure> {
-        if client.say.is_loud() {
+    /// Stops watching a client's socket, then closes it. (A failed epoll_ctl is narrated;
+    /// the socket is closed all the same, which unwatches it too.)
+    fn close(&mut self, token: Token) -> Result<(), Failure> {
+        let Some(Client { conn, say, .. }) = self.clients.remove(&token) else {
+            return Ok(());
+        };
+        let say = unheard(&say);
+        let _ = epoll::deregister(&say, &self.poll, conn.as_raw_fd(), "");
+        narrate!(say, drop(conn));
+        if say.is_loud() {
             self.loud_clients -= 1;
         }
         if self.paused {
@@ -267,10 +263,10 @@ impl Server<'_> {
                 continue;
             }
             match self.clients.get(token) {
-                Some((socket, client)) if client.say.is_loud() => shown.push(format!(
+                Some(client) if client.say.is_loud() => shown.push(format!(
                     "client {} (fd {}) {what}",
                     client.number,
-                    socket.as_raw_fd()
+                    client.conn.as_raw_fd()
                 )),
                 _ => silent += 1,
             }
@@ -285,24 +281,19 @@ impl Server<'_> {
 }
 
 /// One client's turn: first send what a partial write left over, then read and echo until
-/// the socket has nothing more to give (EAGAIN) or cannot take more. Returns the socket, or
-/// `None` once the client has left: its socket is then unwatched and closed.
+/// the socket has nothing more to give (EAGAIN) or cannot take more. Returns whether the
+/// connection stays open.
 ///
 /// A client that does not read its echoes fills its socket's send buffer: then send() takes
 /// only part, or nothing (EAGAIN). The rest waits in `unsent`, the socket is watched for
 /// WRITABLE, and nothing more is read from it until `unsent` is sent: the client slows only
 /// itself, and the server's memory for it stays within one buffer.
-fn take_turn(
-    conn: Socket,
-    client: &mut Client,
-    mut buf: &mut [u8],
-    poll: &Poll,
-    served: &mut Served,
-) -> Option<Socket> {
+fn take_turn(client: &mut Client, mut buf: &mut [u8], poll: &Poll, served: &mut Served) -> bool {
     let say = unheard(&client.say);
+    let conn = &client.conn;
     let fd = conn.as_raw_fd();
     let token = Token(client.number as usize);
-    let stays_open = loop {
+    loop {
         // a. Bytes left over from a partial write go first.
         if !client.unsent.is_empty() {
             match narrate!(say, conn.send(&client.unsent)) {
@@ -316,22 +307,22 @@ fn take_turn(
                         say.note("the send buffer is full: watch for WRITABLE too, and read no more until it drains");
                         let both = Interest::READABLE | Interest::WRITABLE;
                         if epoll::reregister(&say, poll, fd, token, both).is_err() {
-                            break false;
+                            return false;
                         }
                         client.wants_writable = true;
                     }
-                    break true;
+                    return true;
                 }
                 Err(failure) => {
                     say.hint(&failure);
-                    break false;
+                    return false;
                 }
             }
         }
         if client.wants_writable {
             // Everything is sent: readable is enough again.
             if epoll::reregister(&say, poll, fd, token, Interest::READABLE).is_err() {
-                break false;
+                return false;
             }
             client.wants_writable = false;
         }
@@ -340,16 +331,16 @@ fn take_turn(
         let received = match narrate!(say, (&conn).read(&mut buf)) {
             Ok(0) => {
                 say.note("the client closed its side; no more bytes will come");
-                break false;
+                return false;
             }
             Ok(n) => n,
             Err(failure) if failure.would_block() => {
                 say.note("nothing more to read: back to waiting");
-                break true;
+                return true;
             }
             Err(failure) => {
                 say.hint(&failure);
-                break false;
+                return false;
             }
         };
 
@@ -370,16 +361,8 @@ fn take_turn(
             }
             Err(failure) => {
                 say.hint(&failure);
-                break false;
+                return false;
             }
         }
-    };
-    if stays_open {
-        return Some(conn);
     }
-    // 7. Stop watching the socket, then close it. (A failed epoll_ctl has been narrated; the
-    //    socket is closed all the same, which unwatches it too.)
-    let _ = epoll::deregister(&say, poll, fd, "");
-    narrate!(say, drop(conn));
-    None
 }
