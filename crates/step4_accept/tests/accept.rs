@@ -40,17 +40,37 @@ fn visit(address: &SockAddr) -> (String, SockAddr) {
     (text, own)
 }
 
-/// The number after `<- ` on the line that contains `needle`.
-fn number_on(out: &str, needle: &str) -> i32 {
-    let line = out
-        .lines()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no line with {needle:?}:\n{out}"));
-    line.split("<- ")
-        .nth(1)
-        .and_then(|rest| rest.split(':').next())
+/// What each call whose Rust is `rust` returned: the text after `<- ` on the next line of the
+/// same actor (in a demo, the text before the arrow names the actor).
+fn results_of(out: &str, rust: &str) -> Vec<String> {
+    let lines: Vec<&str> = out.lines().collect();
+    let mut results = Vec::new();
+    for (at, line) in lines.iter().enumerate() {
+        let Some(start) = line.find(&format!("   socket2: {rust}")) else {
+            continue;
+        };
+        let result_prefix = format!("{}<- ", &line[..start]);
+        if let Some(result) = lines[at + 1..]
+            .iter()
+            .find_map(|l| l.strip_prefix(&result_prefix))
+        {
+            results.push(result.to_owned());
+        }
+    }
+    results
+}
+
+/// The descriptor accept() returned: `<- 4, connected to 127.0.0.1:40000`.
+fn accepted_fd(out: &str) -> i32 {
+    let result = results_of(out, "listener.accept()")
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no accept result:\n{out}"));
+    result
+        .split(", connected to ")
+        .next()
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no number in {line:?}"))
+        .unwrap_or_else(|| panic!("no descriptor in {result:?}"))
 }
 
 /// The number on the first `<- N` line after the line that contains `needle`.
@@ -75,16 +95,14 @@ fn accept_returns_a_new_socket_beside_the_listening_one() {
     let out = server.finish(LIMIT);
     assert_eq!(out.code, Some(0), "{}", out.output);
     let listening = result_after(&out.output, "-> socket(");
-    let line = out
-        .output
-        .lines()
-        .find(|l| l.contains("a new socket for client 1"))
-        .expect("accept's result");
-    let accepted = number_on(&out.output, "a new socket for client 1");
-    assert_ne!(accepted, listening, "{line}");
+    let accepted = accepted_fd(&out.output);
+    assert_ne!(accepted, listening, "{}", out.output);
     assert!(
-        line.contains(&format!("the listening socket {listening} still listens")),
-        "{line}"
+        out.says(&format!(
+            "fd {accepted} is a new socket for client 1; the listening socket {listening} still listens"
+        )),
+        "{}",
+        out.output
     );
     assert!(
         out.says(&format!("-> accept4({listening}, SOCK_CLOEXEC)")),
@@ -102,17 +120,24 @@ fn the_peer_address_is_the_clients_own_address() {
     let (_, own) = visit(&address.into());
     let own = own.as_socket().expect("inet");
     let out = server.finish(LIMIT);
-    assert!(
-        out.says(&format!("<- {own}: the client's end")),
-        "getpeername on the server = getsockname on the client ({own}):\n{}",
+    // accept's second result, and getpeername on the server, are getsockname on the client.
+    assert_eq!(
+        results_of(&out.output, "listener.accept()"),
+        [format!("4, connected to {own}")],
+        "{}",
         out.output
     );
-    assert!(out.says(&format!(
-        "accept's second result, the client's address: {own}"
-    )));
-    assert!(out.says(&format!(
-        "<- {address}: the server's end, the listening socket's address"
-    )));
+    assert_eq!(
+        results_of(&out.output, "conn.peer_addr()"),
+        [own.to_string()]
+    );
+    assert!(out.says("the client's end: the address the client has as its own"));
+    // getsockname on the accepted socket: the listener's address.
+    assert_eq!(
+        results_of(&out.output, "conn.local_addr()"),
+        [address.to_string()]
+    );
+    assert!(out.says("the server's end: the listening socket's address"));
 }
 
 #[test]
@@ -201,7 +226,7 @@ fn accept_blocks_until_a_client_comes() {
     );
     let (greeting, _) = visit(&address.into());
     assert_eq!(greeting, "hello from step4, client 1\n");
-    server.expect_line("<- 4: a new socket for client 1", LIMIT);
+    server.expect_line("<- 4, connected to 127.0.0.1:", LIMIT);
     server.expect_line("waiting in accept()", LIMIT);
     server.signal(2);
     let out = server.finish(LIMIT);
@@ -281,7 +306,12 @@ fn a_unix_server_accepts_and_removes_its_socket_file() {
     assert_eq!(greeting, "hello from step4, client 1\n");
     let out = server.finish(LIMIT);
     assert_eq!(out.code, Some(0), "{}", out.output);
-    assert!(out.says("<- (unnamed): the client's end"), "{}", out.output);
+    assert_eq!(
+        results_of(&out.output, "conn.peer_addr()"),
+        ["(unnamed)"],
+        "{}",
+        out.output
+    );
     assert!(out.says(&format!("-> unlink(\"{path_arg}\")")));
     assert!(!path.exists(), "the socket file is removed");
 }
@@ -321,23 +351,22 @@ fn the_demo_accepts_its_clients_while_the_listener_keeps_listening() {
         )));
     }
     // Each client's own address (its getsockname) is the server's getpeername.
-    let own: Vec<&str> = out
-        .lines_with(": the client's own address")
-        .filter_map(|l| l.split("<- ").nth(1)?.split(": ").next())
-        .collect();
+    let own = results_of(&out.output, "client.local_addr()");
     assert_eq!(own.len(), 2, "{}", out.output);
-    for address in own {
-        assert!(
-            out.says(&format!("server    <- {address}: the client's end")),
-            "{address}: {}",
-            out.output
-        );
-    }
+    assert_eq!(
+        results_of(&out.output, "conn.peer_addr()"),
+        own,
+        "{}",
+        out.output
+    );
     let path = unique_path("demo");
     let path_arg = path.to_str().expect("utf-8");
     let unix = demo(&["--family", "unix", "--path", path_arg, "--max-clients", "3"]);
     assert_eq!(unix.lines_with("a new socket for client").count(), 3);
-    assert!(unix.says("<- (unnamed): the client's end"));
+    assert_eq!(
+        results_of(&unix.output, "conn.peer_addr()"),
+        ["(unnamed)"; 3]
+    );
     assert!(!path.exists());
 }
 
