@@ -19,9 +19,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use socket2::{Protocol, SockAddr, Socket, Type};
+use tutor::call::Call;
 use tutor::cli::ServerAddress;
 use tutor::turns::Turns;
-use tutor::{ColorWhen, Failure, Family, Narrator, Step, addr, interrupt, narrate, per_client};
+use tutor::{
+    ColorWhen, Failure, Family, Narrator, Step, addr, interrupt, narrate, per_client, strace,
+};
 
 use moments::Moment;
 
@@ -90,10 +93,14 @@ fn serve(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
     let domain = address.domain();
     let protocol = (cli.address.family != Family::Unix).then_some(Protocol::TCP);
     let listener = narrate!(say, Socket::new(domain, Type::STREAM, protocol))?;
-    narrate!(say, listener.bind(&address))?;
-    if let Some(path) = address.as_pathname() {
-        interrupt::remove_on_ctrl_c(path);
-    }
+    // bind() inside interrupt::owned_bind, which records the socket file bind makes, so that
+    // only that very file is removed at the end (lesson 2). The Rust shown is its socket2 call.
+    let syscall = || strace::bind(&listener, &address);
+    let bind = Call::start(say, syscall, "listener.bind(&address)");
+    let bound = bind.make(&(), || {
+        interrupt::owned_bind(&address, || listener.bind(&address))
+    });
+    bind.finish(bound, syscall)?;
     narrate!(say, listener.listen(backlog))?;
     let local = narrate!(say, listener.local_addr())?;
     say.ready("listening on", &local);
