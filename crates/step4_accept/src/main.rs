@@ -10,6 +10,7 @@
 //! file is the server; `demo.rs` is `--demo`'s clients, `moments.rs` the points where they
 //! take turns with it. Read it beside `lessons/04-accept.md`.
 
+mod cli;
 mod demo;
 mod kernel;
 mod moments;
@@ -17,15 +18,12 @@ mod moments;
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
-use clap::Parser;
 use socket2::{Protocol, SockAddr, Socket, Type};
 use tutor::call::Call;
-use tutor::cli::ServerAddress;
 use tutor::turns::Turns;
-use tutor::{
-    ColorWhen, Failure, Family, Narrator, Step, addr, interrupt, narrate, per_client, strace,
-};
+use tutor::{Failure, Family, Narrator, Step, addr, interrupt, narrate, per_client, strace};
 
+use cli::Cli;
 use moments::Moment;
 
 const STEP: Step = Step {
@@ -37,36 +35,6 @@ const STEP: Step = Step {
 
 /// How many clients the demo starts.
 const DEMO_CLIENTS: u32 = 2;
-
-/// Step 4 of the socket course: accept a client, and get a new socket for it.
-///
-/// Listens, then loops on accept(): each call waits until a client has connected and returns
-/// a new socket for that client, beside the listening one. The server shows both sockets and
-/// both addresses, greets the client with one line, and closes its socket (the conversation
-/// is step 5). Connect from another terminal with `nc 127.0.0.1 PORT`. With --demo it starts
-/// its own clients in-process.
-#[derive(Parser, Debug)]
-#[command(version, after_help = "Lesson: lessons/04-accept.md")]
-struct Cli {
-    #[command(flatten)]
-    address: ServerAddress,
-
-    /// The backlog passed to listen() (step 3)
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=65535))]
-    backlog: u32,
-
-    /// Stop after accepting this many clients [default: accept until Ctrl-C; 2 with --demo]
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    max_clients: Option<u32>,
-
-    /// Start clients in-process (2, or --max-clients), accept each, then exit
-    #[arg(long)]
-    demo: bool,
-
-    /// When to colour the output
-    #[arg(long, value_enum, default_value_t)]
-    color: ColorWhen,
-}
 
 fn main() -> ExitCode {
     let cli: Cli = tutor::cli::parse_args();
