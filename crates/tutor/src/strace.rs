@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Type};
 
-use crate::addr::show;
+use crate::show::address as show;
 
 /// `socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_TCP)`. socket2 adds `SOCK_CLOEXEC` on
 /// Linux, so the narration does too.
