@@ -19,10 +19,9 @@ mod moments;
 use std::process::ExitCode;
 
 use socket2::{Protocol, SockAddr, Socket, Type};
-use tutor::call::Call;
 use tutor::narrate::Budget;
 use tutor::turns::Turns;
-use tutor::{Failure, Family, Narrator, Step, addr, interrupt, narrate, strace};
+use tutor::{Failure, Family, Narrator, Step, addr, interrupt, narrate};
 
 use cli::Cli;
 use conversation::Conversation;
@@ -66,14 +65,9 @@ fn serve(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
     let domain = address.domain();
     let protocol = (cli.address.family != Family::Unix).then_some(Protocol::TCP);
     let listener = narrate!(say, Socket::new(domain, Type::STREAM, protocol))?;
-    // bind() inside interrupt::owned_bind, which records the socket file bind makes, so that
-    // only that very file is removed at the end (lesson 2). The Rust shown is its socket2 call.
-    let syscall = || strace::bind(&listener, &address);
-    let bind = Call::start(say, syscall, "listener.bind(&address)");
-    let bound = bind.make(&(), || {
-        interrupt::owned_bind(&address, || listener.bind(&address))
-    });
-    bind.finish(bound, syscall)?;
+    // owned_bind makes the bind with the list of socket files locked, and records the file
+    // bind() creates, so that only that very file is removed at the end (lesson 2).
+    interrupt::owned_bind(&address, || narrate!(say, listener.bind(&address)))?;
     narrate!(say, listener.listen(backlog))?;
     let local = narrate!(say, listener.local_addr())?;
     say.ready("listening on", &local);
