@@ -400,6 +400,11 @@ pub fn type_name(ty: Type) -> &'static str {
     }
 }
 
+/// `setsockopt(3, SOL_TCP, TCP_CORK, 1)`: hold partial segments until uncorked (Linux).
+pub fn set_tcp_cork(socket: &impl AsRawFd, on: bool) -> String {
+    setsockopt(socket, "SOL_TCP", "TCP_CORK", u8::from(on))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
