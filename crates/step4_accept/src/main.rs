@@ -60,9 +60,9 @@ fn serve(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
     let domain = address.domain();
     let protocol = (cli.address.family != Family::Unix).then_some(Protocol::TCP);
     let listener = narrate!(say, Socket::new(domain, Type::STREAM, protocol))?;
-    // owned_bind makes the bind with the list of socket files locked, and records the file
-    // bind() creates, so that only that very file is removed at the end (lesson 2).
-    interrupt::owned_bind(&address, || narrate!(say, listener.bind(&address)))?;
+    // interrupt::owning records the socket file bind() creates, so that only that very file
+    // is removed at the end (lesson 2).
+    narrate!(say, listener.bind(&address), interrupt::owning(&address))?;
     narrate!(say, listener.listen(backlog))?;
     let local = narrate!(say, listener.local_addr())?;
     say.ready("listening on", &local);
