@@ -2,21 +2,17 @@
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use socket2::{Protocol, SockAddr, Socket, Type};
-use testkit::process::{Finished, Running, run};
-use testkit::strace;
+use testkit::process::Running;
 use tutor::observe;
 
-const LIMIT: Duration = Duration::from_secs(30);
+mod common;
 
-fn step4() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_step4_accept"))
-}
+use common::{LIMIT, results_of, step4, unique_path};
 
 /// Starts the server with `args` and returns it with the address it listens on.
 fn start(args: &[&str]) -> (Running, SocketAddr) {
@@ -40,26 +36,6 @@ fn visit(address: &SockAddr) -> (String, SockAddr) {
     (text, own)
 }
 
-/// What each call whose Rust is `rust` returned: the text after `<- ` on the next line of the
-/// same actor (in a demo, the text before the arrow names the actor).
-fn results_of(out: &str, rust: &str) -> Vec<String> {
-    let lines: Vec<&str> = out.lines().collect();
-    let mut results = Vec::new();
-    for (at, line) in lines.iter().enumerate() {
-        let Some(start) = line.find(&format!("   socket2: {rust}")) else {
-            continue;
-        };
-        let result_prefix = format!("{}<- ", &line[..start]);
-        if let Some(result) = lines[at + 1..]
-            .iter()
-            .find_map(|l| l.strip_prefix(&result_prefix))
-        {
-            results.push(result.to_owned());
-        }
-    }
-    results
-}
-
 /// The descriptor accept() returned: `<- 4, connected to 127.0.0.1:40000`.
 fn accepted_fd(out: &str) -> i32 {
     let result = results_of(out, "listener.accept()")
@@ -79,12 +55,6 @@ fn result_after(out: &str, needle: &str) -> i32 {
         .skip_while(|l| !l.contains(needle))
         .find_map(|l| l.split("<- ").nth(1)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no result after {needle:?}:\n{out}"))
-}
-
-fn unique_path(name: &str) -> PathBuf {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("step4-{}-{n}-{name}.sock", std::process::id()))
 }
 
 #[test]
@@ -327,91 +297,6 @@ fn ctrl_c_removes_the_unix_socket_file() {
     let out = server.finish(LIMIT);
     assert_eq!(out.code, Some(0), "{}", out.output);
     assert!(!path.exists(), "the socket file is removed on Ctrl-C");
-}
-
-fn demo(args: &[&str]) -> Finished {
-    let mut all = vec!["--demo"];
-    all.extend_from_slice(args);
-    let out = run(step4(), &all, LIMIT);
-    assert_eq!(out.code, Some(0), "{}", out.output);
-    out
-}
-
-#[test]
-fn the_demo_accepts_its_clients_while_the_listener_keeps_listening() {
-    let out = demo(&[]);
-    assert_eq!(out.lines_with("server    -> accept4(3, ").count(), 2);
-    assert!(out.says("the server's thread is S (sleeping), inside accept4"));
-    for n in 1..=2 {
-        assert!(out.says(&format!(
-            "a new socket for client {n}; the listening socket 3 still listens"
-        )));
-        assert!(out.says(&format!(
-            "client {n}  <- 27: \"hello from step4, client {n}\\n\""
-        )));
-    }
-    // Each client's own address (its getsockname) is the server's getpeername.
-    let own = results_of(&out.output, "client.local_addr()");
-    assert_eq!(own.len(), 2, "{}", out.output);
-    assert_eq!(
-        results_of(&out.output, "conn.peer_addr()"),
-        own,
-        "{}",
-        out.output
-    );
-    let path = unique_path("demo");
-    let path_arg = path.to_str().expect("utf-8");
-    let unix = demo(&["--family", "unix", "--path", path_arg, "--max-clients", "3"]);
-    assert_eq!(unix.lines_with("a new socket for client").count(), 3);
-    assert_eq!(
-        results_of(&unix.output, "conn.peer_addr()"),
-        ["(unnamed)"; 3]
-    );
-    assert!(!path.exists());
-}
-
-#[test]
-fn the_narration_shows_every_network_call_strace_sees() {
-    let path = unique_path("strace");
-    let path_arg = path.to_str().expect("utf-8").to_owned();
-    for args in [
-        vec!["--demo"],
-        vec!["--demo", "--family", "unix", "--path", &path_arg],
-    ] {
-        let Some(traced) = strace::trace_network("step4 vs strace", step4(), &args, LIMIT) else {
-            return;
-        };
-        assert_eq!(traced.run.code, Some(0), "{}", traced.run.output);
-        let narrated = strace::narrated_network_calls(&traced.run.output);
-        let seen: Vec<String> = traced.calls.iter().map(|c| c.name.clone()).collect();
-        assert_eq!(narrated, seen, "{args:?}\n{}", traced.run.output);
-        // The kernel's view of the descriptors: accept4 on the listening socket 3, the
-        // greeting sent on the new socket accept4 returned, the one the server then asks
-        // getpeername about. (Its number is 4 or 5: under strace the demo's client may
-        // create its own socket first.)
-        assert!(
-            traced
-                .calls
-                .iter()
-                .any(|c| c.line.starts_with("accept4(3,")),
-            "{:?}",
-            traced.calls
-        );
-        let accepted = traced
-            .calls
-            .iter()
-            .find_map(|c| c.line.strip_prefix("getpeername("))
-            .and_then(|rest| rest.split(',').next())
-            .expect("getpeername on the accepted socket");
-        assert_ne!(accepted, "3", "a new socket, not the listening one");
-        let greeting = format!("sendto({accepted}, \"hello from step4, client 1\\n\"");
-        assert!(
-            traced.calls.iter().any(|c| c.line.starts_with(&greeting)),
-            "{greeting}: {:?}",
-            traced.calls
-        );
-    }
-    assert!(!path.exists());
 }
 
 fn fails(args: &[&str], code: i32, needle: &str) {
