@@ -19,6 +19,8 @@ steps=(
   step8_udp
   step9_stream_vs_dgram
   step10_many_clients
+  step11_framing
+  step12_addresses
 )
 
 cargo build -q --workspace --bins

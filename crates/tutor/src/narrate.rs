@@ -370,6 +370,12 @@ impl Narrator {
             Paint::Note => text.to_owned(),
         }
     }
+
+    /// A library call made through a crate other than socket2 or std (`getaddrinfo` through
+    /// `dns_lookup`): `label` names the crate on the line of Rust.
+    pub fn call_library(&self, call: impl Display, label: &str, rust: impl Display) {
+        self.call_labelled(call, label, rust);
+    }
 }
 
 /// A narration budget: the first `limit` items (a client's receives, a server's connections)

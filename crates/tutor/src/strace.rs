@@ -287,6 +287,11 @@ pub fn unlink(path: &std::path::Path) -> String {
     format!("unlink({})", quoted(&path.to_string_lossy()))
 }
 
+/// `getsockopt(3, SOL_IPV6, IPV6_V6ONLY)`: whether an IPv6 socket refuses IPv4 peers.
+pub fn only_v6(socket: &impl AsRawFd) -> String {
+    getsockopt(socket, "SOL_IPV6", "IPV6_V6ONLY")
+}
+
 /// How many bytes of data a narration shows, as `strace -s 32` does.
 pub const SHOWN_BYTES: usize = 32;
 
