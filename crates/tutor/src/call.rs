@@ -22,7 +22,7 @@
 //! The result is a `Result<T, Failure>`: `?` ends the step with the one-line error, which
 //! names the failed call without any hidden state. A call interrupted by a signal (`EINTR`)
 //! is made again. A quiet narrator ([`Narrator::quiet`], [`Budget`]) prints nothing for calls
-//! that succeed, but a call that fails is always shown.
+//! that succeed, nor for a non-blocking call that would block; any other failed call is shown.
 //!
 //! [`Narrator::quiet`]: crate::Narrator::quiet
 //! [`Budget`]: crate::narrate::Budget
@@ -122,6 +122,14 @@ impl<'a> Call<'a> {
                     self.say.returned(show(&value));
                 }
                 Ok(value)
+            }
+            // A quiet non-blocking call that finds nothing to do is routine, not a failure
+            // to show (an event loop meets one at every turn); the caller decides.
+            Err(error) if !self.shown && error.kind() == io::ErrorKind::WouldBlock => {
+                Err(Failure::Socket {
+                    call: self.rust.to_owned(),
+                    error,
+                })
             }
             Err(error) => {
                 let call = syscall();
