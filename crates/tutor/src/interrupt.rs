@@ -170,11 +170,13 @@ fn narrate(say: &Narrator, owned: &Owned, removal: &Removal) {
 /// Binds a unix socket (or any socket: an IP address has no file) and records the socket
 /// file `bind` creates, with its device and inode, for removal at the end. `bind` is the
 /// step's own call, passed as a closure so that the source shows it; a signal that comes
-/// while it runs waits until the file is recorded, so no file is ever left untracked.
-pub fn owned_bind(
+/// while it runs waits until the file is recorded, so no file is ever left untracked. The
+/// closure may return any error type, so that the bind inside can be a narrated one:
+/// `owned_bind(&address, || narrate!(say, listener.bind(&address)))`.
+pub fn owned_bind<E>(
     address: &socket2::SockAddr,
-    bind: impl FnOnce() -> io::Result<()>,
-) -> io::Result<()> {
+    bind: impl FnOnce() -> Result<(), E>,
+) -> Result<(), E> {
     let mut files = SOCKET_FILES.lock().unwrap_or_else(|e| e.into_inner());
     bind()?;
     if let Some(path) = address.as_pathname()
