@@ -21,8 +21,36 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use colored::Colorize;
 use socket2::{Domain, Protocol, Type};
 
-use crate::cli::{self, ColorWhen};
+use crate::cli;
 use crate::{Failure, Step, explain};
+use clap::ValueEnum;
+
+/// `--color`: when to colour the output.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// Colour when the output is a terminal and NO_COLOR is not set
+    #[default]
+    Auto,
+    /// Always colour, even into a pipe or with NO_COLOR set
+    Always,
+    /// Never colour
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether to colour a stream that is (or is not) a terminal. An explicit `always` or
+    /// `never` wins over the `NO_COLOR` environment variable; `auto` honours it.
+    pub fn enabled(self, is_terminal: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+                is_terminal && !no_color
+            }
+        }
+    }
+}
 
 /// Prints what a step does. Cheap to clone; give each thread its own with [`Narrator::actor`].
 #[derive(Clone, Debug)]
@@ -240,7 +268,7 @@ impl Narrator {
     pub fn ready(&self, what: &str, address: &socket2::SockAddr) {
         self.emit(&[(
             Paint::Ok,
-            format!("ready: {what} {}", crate::addr::show(address)),
+            format!("ready: {what} {}", crate::show::address(address)),
         )]);
     }
 
@@ -279,7 +307,7 @@ impl Narrator {
             }
         };
         // Host names and paths came from the user: one line, no terminal escapes.
-        let line = crate::addr::printable(&line);
+        let line = crate::show::printable(&line);
         let line = if self.color_stderr {
             line.red().bold().to_string()
         } else {
@@ -306,16 +334,14 @@ impl Narrator {
         };
         let mut block = String::new();
         for (paint, text) in lines {
-            block.push_str(&prefix);
-            // Line breaks inside a text are the narration's own; any other control
-            // character came from the user (a path, a host name) and is shown escaped.
-            let text = text
-                .split('\n')
-                .map(crate::addr::printable)
-                .collect::<Vec<_>>()
-                .join("\n");
-            block.push_str(&self.paint(*paint, &text));
-            block.push('\n');
+            // Line breaks inside a text are the narration's own, and each line gets the
+            // actor's name (one socket2 method that makes several system calls); any other
+            // control character came from the user (a path, a host name) and is shown escaped.
+            for line in text.split('\n') {
+                block.push_str(&prefix);
+                block.push_str(&self.paint(*paint, &crate::show::printable(line)));
+                block.push('\n');
+            }
         }
         if let Some(record) = &self.record {
             if let Ok(mut text) = record.lock() {
@@ -341,6 +367,12 @@ impl Narrator {
             Paint::Error => text.red().bold().to_string(),
             Paint::Note => text.to_owned(),
         }
+    }
+
+    /// A library call made through a crate other than socket2 or std (`getaddrinfo` through
+    /// `dns_lookup`): `label` names the crate on the line of Rust.
+    pub fn call_library(&self, call: impl Display, label: &str, rust: impl Display) {
+        self.call_labelled(call, label, rust);
     }
 }
 
