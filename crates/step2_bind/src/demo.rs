@@ -94,7 +94,7 @@ fn try_bind(say: &Narrator, address: &SockAddr, reuse: bool) -> Result<(Socket, 
 /// only that very file is removed (lesson 2, "Remove only what you made").
 fn try_bind_unix(say: &Narrator, address: &SockAddr) -> Result<(Socket, bool), Failure> {
     let socket = narrate!(say, Socket::new(Domain::UNIX, Type::STREAM, None))?;
-    match interrupt::owned_bind(address, || narrate!(say, socket.bind(address))) {
+    match narrate!(say, socket.bind(address), interrupt::owning(address)) {
         Ok(()) => Ok((socket, true)),
         Err(failure) => {
             say.hint(&failure);

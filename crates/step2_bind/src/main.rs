@@ -102,7 +102,7 @@ fn bind(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
     if cli.keep_file {
         narrate!(say, socket.bind(&address))?;
     } else {
-        interrupt::owned_bind(&address, || narrate!(say, socket.bind(&address)))?;
+        narrate!(say, socket.bind(&address), interrupt::owning(&address))?;
     }
 
     // 5. Which address did it get? With port 0 the kernel chose one: ask it.

@@ -78,14 +78,11 @@ pub fn fill_the_queue(
     });
 
     // Data can even be sent on a queued connection: the kernel buffers it for a program
-    // that has not accepted the connection yet. (Client 1 leaves the list for its send:
-    // narrate! takes a socket by name, not a reference into a list.)
-    if !connected.is_empty() {
-        let client = connected.remove(0);
+    // that has not accepted the connection yet.
+    if let Some(client) = connected.first() {
         let say = narrator.actor("client 1");
         narrate!(say, client.send(b"hello?"))?;
         say.note("into the server's receive buffer, though no program has accepted the connection");
-        connected.insert(0, client);
     }
     Ok(connected)
 }

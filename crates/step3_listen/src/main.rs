@@ -92,7 +92,7 @@ fn listen(narrator: &Narrator, cli: &Cli) -> Result<(), Failure> {
         (_, SockType::Dgram) => Some(Protocol::UDP),
     };
     let listener = narrate!(say, Socket::new(domain, ty, protocol))?;
-    interrupt::owned_bind(&address, || narrate!(say, listener.bind(&address)))?;
+    narrate!(say, listener.bind(&address), interrupt::owning(&address))?;
 
     // 2. listen(): the socket becomes a server socket. From now on the kernel answers
     //    handshakes for it and keeps each finished connection in the accept queue.
