@@ -63,6 +63,22 @@ fn count_completed_handshakes(
     clients.len()
 }
 
+/// What the calls narrated with this Rust returned: the text after `<- ` on the line after
+/// each `socket2: RUST` line (an actor's name may start both lines).
+fn results_of(output: &str, rust: &str) -> Vec<String> {
+    let lines: Vec<&str> = output.lines().collect();
+    let call = format!("socket2: {rust}");
+    lines
+        .windows(2)
+        .filter(|pair| pair[0].trim_end().ends_with(&call))
+        .filter_map(|pair| {
+            pair[1]
+                .split_once("<- ")
+                .map(|(_, result)| result.to_owned())
+        })
+        .collect()
+}
+
 #[test]
 fn backlog_n_completes_n_plus_1_handshakes_and_the_next_gets_no_answer() {
     for backlog in 0..=3 {
@@ -101,10 +117,19 @@ fn the_demo_reports_backlog_plus_one_and_no_refusal() {
             out.output
         );
         assert!(out.says(&format!("accept queue: {} connection(s) waiting", n + 1)));
+        let connects = results_of(&out.output, "client.connect(address)");
+        assert_eq!(connects.len(), n as usize + 3, "{}", out.output);
         assert!(
-            out.says("<- 6: into the server's receive buffer"),
-            "data on a queued connection"
+            connects[..n as usize + 1].iter().all(|r| r == "0"),
+            "the first backlog + 1 connect: {connects:?}"
         );
+        assert_eq!(
+            results_of(&out.output, "client.send(b\"hello?\")"),
+            ["6"],
+            "data on a queued connection: {}",
+            out.output
+        );
+        assert!(out.says("into the server's receive buffer, though no program has accepted"));
         assert!(
             out.says("<- -1 ECONNRESET"),
             "closing the listener resets the queue"

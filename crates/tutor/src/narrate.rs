@@ -220,8 +220,8 @@ impl Narrator {
     /// and go on (`Err(failure) => say.hint(&failure)`).
     pub fn hint(&self, failure: &Failure) {
         if let Failure::Socket { call, error } = failure {
-            let name = call.split('(').next().unwrap_or(call);
-            let (hint, _) = explain::hint(name, error);
+            // The whole call, not only its name: a bind to a path has hints of its own.
+            let (hint, _) = explain::hint_for_call(call, error);
             if !hint.is_empty() {
                 self.note(hint);
             }
