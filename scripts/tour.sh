@@ -19,6 +19,9 @@ steps=(
   step8_udp
   step9_stream_vs_dgram
   step10_many_clients
+  step11_framing
+  step12_addresses
+  step13_dead_peers
 )
 
 cargo build -q --workspace --bins

@@ -43,6 +43,12 @@ pub trait Pause {
     fn before(&self);
     /// Just after the call, before its result is printed.
     fn after(&self);
+    /// Just after the call, knowing whether it succeeded: what [`Call::make`] calls. By
+    /// default the same as [`after`](Pause::after).
+    fn after_result(&self, succeeded: bool) {
+        let _ = succeeded;
+        self.after();
+    }
 }
 
 /// No pause.
@@ -89,7 +95,7 @@ impl<'a> Call<'a> {
                 other => break other,
             }
         };
-        pause.after();
+        pause.after_result(result.is_ok());
         result
     }
 
@@ -205,6 +211,20 @@ impl Shown for Option<io::Error> {
             Some(error) => crate::explain::describe(error),
             None => "0: no pending error".to_owned(),
         }
+    }
+}
+
+/// A count (`tcp_keepalive_retries`).
+impl Shown for u32 {
+    fn shown(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// A time the kernel keeps (`tcp_keepalive_time`, `tcp_keepalive_interval`).
+impl Shown for Duration {
+    fn shown(&self) -> String {
+        format!("{self:?}")
     }
 }
 

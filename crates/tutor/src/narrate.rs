@@ -334,16 +334,14 @@ impl Narrator {
         };
         let mut block = String::new();
         for (paint, text) in lines {
-            block.push_str(&prefix);
-            // Line breaks inside a text are the narration's own; any other control
-            // character came from the user (a path, a host name) and is shown escaped.
-            let text = text
-                .split('\n')
-                .map(crate::show::printable)
-                .collect::<Vec<_>>()
-                .join("\n");
-            block.push_str(&self.paint(*paint, &text));
-            block.push('\n');
+            // Line breaks inside a text are the narration's own, and each line gets the
+            // actor's name (one socket2 method that makes several system calls); any other
+            // control character came from the user (a path, a host name) and is shown escaped.
+            for line in text.split('\n') {
+                block.push_str(&prefix);
+                block.push_str(&self.paint(*paint, &crate::show::printable(line)));
+                block.push('\n');
+            }
         }
         if let Some(record) = &self.record {
             if let Ok(mut text) = record.lock() {
@@ -369,6 +367,12 @@ impl Narrator {
             Paint::Error => text.red().bold().to_string(),
             Paint::Note => text.to_owned(),
         }
+    }
+
+    /// A library call made through a crate other than socket2 or std (`getaddrinfo` through
+    /// `dns_lookup`): `label` names the crate on the line of Rust.
+    pub fn call_library(&self, call: impl Display, label: &str, rust: impl Display) {
+        self.call_labelled(call, label, rust);
     }
 }
 
