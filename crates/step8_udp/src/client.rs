@@ -20,7 +20,7 @@ pub fn run(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
     // A unix datagram socket gets no address unless it binds one: without it, the server
     // would see no sender and have nowhere to send its answer.
     if let Some(own_path) = &own {
-        let bound = interrupt::owned_bind(own_path, || narrate!(say, socket.bind(own_path)));
+        let bound = narrate!(say, socket.bind(own_path), interrupt::owning(own_path));
         if bound.is_err() {
             say.note("this path is the client's own address: choose another with --client-path");
         }

@@ -43,7 +43,7 @@ impl Places {
         let domain = own.domain();
         let protocol = datagram_protocol(self.family);
         let socket = narrate!(say, Socket::new(domain, Type::DGRAM, protocol))?;
-        interrupt::owned_bind(&own, || narrate!(say, socket.bind(&own)))?;
+        narrate!(say, socket.bind(&own), interrupt::owning(&own))?;
         let local = narrate!(say, socket.local_addr())?;
         Ok((socket, local))
     }
@@ -77,7 +77,7 @@ pub fn run(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
         let domain = address.domain();
         let protocol = datagram_protocol(family);
         let socket = narrate!(server, Socket::new(domain, Type::DGRAM, protocol))?;
-        interrupt::owned_bind(&address, || narrate!(server, socket.bind(&address)))?;
+        narrate!(server, socket.bind(&address), interrupt::owning(&address))?;
         let local = narrate!(server, socket.local_addr())?;
         server.ready("bound to", &local);
         let places = Places {

@@ -54,7 +54,7 @@ fn serve(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
     let domain = address.domain();
     let protocol = datagram_protocol(cli.address.family);
     let socket = narrate!(say, Socket::new(domain, Type::DGRAM, protocol))?;
-    interrupt::owned_bind(&address, || narrate!(say, socket.bind(&address)))?;
+    narrate!(say, socket.bind(&address), interrupt::owning(&address))?;
     let local = narrate!(say, socket.local_addr())?;
     say.ready("bound to", &local);
     say.say("no listen(), no accept(): datagrams from any peer arrive on this one socket");

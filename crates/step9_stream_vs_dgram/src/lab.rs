@@ -108,7 +108,7 @@ impl Lab {
     /// bind() to a fresh address, and the address the socket got.
     pub fn bind(&self, by: &Narrator, socket: &Socket, name: &str) -> Result<SockAddr, Failure> {
         let address = self.fresh(name)?;
-        interrupt::owned_bind(&address, || narrate!(by, socket.bind(&address)))?;
+        narrate!(by, socket.bind(&address), interrupt::owning(&address))?;
         narrate!(by, socket.local_addr())
     }
 
