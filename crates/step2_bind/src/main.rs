@@ -192,7 +192,7 @@ fn unlink(say: &Narrator, path: &Path) {
     say.call_lib(strace::unlink(path), "std::fs::remove_file(path)");
     match std::fs::remove_file(path) {
         Ok(()) => say.returned(0),
-        Err(error) => say.error(&error),
+        Err(error) => say.returned_error(&error),
     }
     interrupt::forget(path);
 }
