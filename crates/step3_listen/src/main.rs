@@ -115,7 +115,8 @@ fn listen(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
     }
     listened?;
     say.returned(0);
-    explain_backlog(say, backlog);
+    // From here on, every number printed is the backlog the kernel applies.
+    let applied = explain_backlog(say, cli.backlog);
 
     // 3. Which port? (With --port 0 the kernel chose it at bind.)
     say.call(sys::getsockname(fd), "listener.local_addr()");
@@ -125,11 +126,11 @@ fn listen(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
 
     // 4. Nobody calls accept(). Watch the queue, or fill it with our own clients.
     let clients = if cli.demo {
-        let count = cli.clients.unwrap_or(cli.backlog + 3);
+        let count = cli.clients.unwrap_or(applied + 3);
         let timeout = Duration::from_millis(cli.timeout_ms);
-        fill_the_queue(story, &local, cli.backlog, count, timeout)?
+        fill_the_queue(story, &local, applied, count, timeout)?
     } else {
-        watch_the_queue(say, &local, cli.backlog);
+        watch_the_queue(say, &local, applied);
         Vec::new()
     };
 
@@ -143,17 +144,23 @@ fn listen(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The backlog the kernel really uses: at most net.core.somaxconn.
-fn explain_backlog(say: &Narrator, backlog: i32) {
-    let somaxconn: Option<i32> = observe::sysctl("net.core.somaxconn").and_then(|v| v.parse().ok());
+/// The backlog the kernel really uses, and says so: at most net.core.somaxconn.
+fn explain_backlog(say: &Narrator, backlog: u32) -> u32 {
+    let somaxconn: Option<u32> = observe::sysctl("net.core.somaxconn").and_then(|v| v.parse().ok());
     match somaxconn {
-        Some(max) if backlog > max => say.note(format!(
-            "the kernel caps the backlog at net.core.somaxconn = {max}, silently: it uses {max}, not {backlog}"
-        )),
-        Some(max) => say.note(format!(
-            "backlog {backlog} (the kernel would cap it at net.core.somaxconn = {max})"
-        )),
-        None => {}
+        Some(max) if backlog > max => {
+            say.note(format!(
+                "the kernel caps the backlog at net.core.somaxconn = {max}, silently: it uses {max}, not {backlog}"
+            ));
+            max
+        }
+        Some(max) => {
+            say.note(format!(
+                "backlog {backlog} (the kernel would cap it at net.core.somaxconn = {max})"
+            ));
+            backlog
+        }
+        None => backlog,
     }
 }
 
