@@ -1021,8 +1021,8 @@ fn bad_command_lines_get_one_line_and_exit_2() {
     }
 }
 
-/// The demo's output with what changes from run to run (ports, counts of other programs'
-/// aborts) blanked out.
+/// The demo's output with what changes from run to run (ports, the pid in the ready line,
+/// counts of other programs' aborts) blanked out.
 fn normalized(output: &str) -> String {
     let mut text = String::new();
     let mut chars = output.chars().peekable();
@@ -1036,6 +1036,7 @@ fn normalized(output: &str) -> String {
         }
     }
     text.lines()
+        .map(|l| l.split(" (pid ").next().unwrap_or(l))
         .map(|l| match l.split_once("went up by ") {
             Some((head, tail)) => {
                 format!("{head}went up by N{}", &tail[tail.find(' ').unwrap_or(0)..])
