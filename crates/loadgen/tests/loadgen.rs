@@ -1,6 +1,7 @@
 //! loadgen checks what it measures: every byte of every echo. These tests give it servers
-//! made here, in the test: a correct echo server, one that corrupts a byte, and one that
-//! hangs up early.
+//! made here, in the test: a correct echo server, one that corrupts a byte, one that hangs up
+//! early, ones that send more than they were sent, one that never closes, and a listener whose
+//! accept queue is full.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -24,6 +25,14 @@ enum Fault {
     Flip(usize),
     /// Closes the connection after echoing this many bytes.
     HangUpAfter(usize),
+    /// Sends `EXTRA` after every echo, in the same write.
+    Extra,
+    /// Echoes faithfully, but when the client shuts down its side, sends `EXTRA` before
+    /// closing.
+    ExtraAtEnd,
+    /// Echoes faithfully, but never closes: when the client shuts down its side, it keeps
+    /// the connection open until the test ends.
+    NeverCloses,
 }
 
 /// An echo server on a thread per connection, with a fault. It runs until the test ends.
@@ -38,7 +47,20 @@ fn server(fault: Fault) -> SocketAddr {
                 let mut offset = 0usize;
                 loop {
                     let n = match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
+                        Ok(0) => {
+                            match fault {
+                                Fault::ExtraAtEnd => {
+                                    let _ = conn.write_all(b"EXTRA");
+                                }
+                                Fault::NeverCloses => {
+                                    // Held until the test process ends.
+                                    std::mem::forget(conn);
+                                }
+                                _ => {}
+                            }
+                            return;
+                        }
+                        Err(_) => return,
                         Ok(n) => n,
                     };
                     match fault {
@@ -54,6 +76,14 @@ fn server(fault: Fault) -> SocketAddr {
                                 return;
                             }
                         }
+                        Fault::Extra => {
+                            let echo = [&buf[..n], b"EXTRA"].concat();
+                            if conn.write_all(&echo).is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                        Fault::ExtraAtEnd | Fault::NeverCloses => {}
                     }
                     offset += n;
                     if conn.write_all(&buf[..n]).is_err() {
@@ -123,6 +153,149 @@ fn a_server_that_hangs_up_early_is_caught() {
         "{}",
         out.output
     );
+}
+
+#[test]
+fn a_server_that_adds_bytes_to_its_echo_is_caught() {
+    // One round trip per connection: the extra bytes come after the last expected byte, so
+    // only a client that reads past it sees them.
+    let out = load(server(Fault::Extra), &["-c", "2", "-r", "1"]);
+    assert_eq!(out.code, Some(1), "{}", out.output);
+    assert!(
+        out.says("error: 2 of 2 connections failed"),
+        "{}",
+        out.output
+    );
+    assert!(out.says("(an echo that adds bytes)"), "{}", out.output);
+    assert!(out.says("\"EXTRA\""), "{}", out.output);
+
+    // More round trips: named as extra bytes, not as a corrupted next echo.
+    let out = load(server(Fault::Extra), &["-c", "2", "-r", "3", "-s", "100"]);
+    assert_eq!(out.code, Some(1), "{}", out.output);
+    assert!(
+        out.says("round trip 1: the server sent 5 bytes more than the 100 it was sent"),
+        "{}",
+        out.output
+    );
+    assert!(!out.says("corrupted"), "{}", out.output);
+}
+
+#[test]
+fn bytes_sent_after_the_last_echo_are_caught() {
+    // Every echo is right; the extra bytes come only when loadgen shuts down its side. They
+    // are seen because loadgen reads until the server closes.
+    for hold in [false, true] {
+        let mut args = vec!["-c", "3", "-r", "2"];
+        if hold {
+            args.push("--hold");
+        }
+        let out = load(server(Fault::ExtraAtEnd), &args);
+        assert_eq!(out.code, Some(1), "hold {hold}: {}", out.output);
+        assert!(
+            out.says("error: 3 of 3 connections failed"),
+            "hold {hold}: {}",
+            out.output
+        );
+        assert!(
+            out.says("after the last round trip: the server sent 5 more bytes, starting \"EXTRA\" (an echo that adds bytes)"),
+            "hold {hold}: {}",
+            out.output
+        );
+    }
+}
+
+#[test]
+fn a_server_that_never_closes_is_an_error_at_the_time_limit() {
+    let out = load(
+        server(Fault::NeverCloses),
+        &["-c", "2", "-r", "2", "--timeout", "0.5"],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.output);
+    assert!(
+        out.says("error: 2 of 2 connections failed"),
+        "{}",
+        out.output
+    );
+    assert!(
+        out.says("time limit: the server had not closed the connection"),
+        "{}",
+        out.output
+    );
+}
+
+/// The listening socket's accept-queue length, from the kernel's table of TCP sockets
+/// (/proc/net/tcp: for a listener, `rx_queue` is the number of connections waiting in its
+/// accept queue).
+fn accept_queue(port: u16) -> Option<u32> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let local = fields.get(1)?;
+        let state = fields.get(3)?;
+        let queues = fields.get(4)?;
+        if *state != "0A" || !local.ends_with(&format!(":{port:04X}")) {
+            return None;
+        }
+        u32::from_str_radix(queues.split_once(':')?.1, 16).ok()
+    })
+}
+
+#[test]
+fn every_connection_that_cannot_connect_in_time_is_counted() {
+    // A listener with a backlog of 1 that never accepts. Linux queues backlog + 1 connections;
+    // once the queue is full it drops every new SYN, so a connect stays in progress (a Linux
+    // behaviour: other systems may refuse instead). Fill it, one connection at a time, and
+    // wait until the kernel's table shows each one queued.
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("a socket");
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+    listener.bind(&SockAddr::from(any)).expect("bind");
+    listener.listen(1).expect("listen");
+    let address = listener
+        .local_addr()
+        .expect("its address")
+        .as_socket()
+        .expect("an IP address");
+    let mut fillers = Vec::new();
+    for queued in 1..=2 {
+        fillers.push(TcpStream::connect(address).expect("a connection into the queue"));
+        let deadline = std::time::Instant::now() + LIMIT;
+        while accept_queue(address.port()) != Some(queued) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the accept queue never held {queued}: {:?}",
+                accept_queue(address.port())
+            );
+            thread::yield_now();
+        }
+    }
+    // 5 connections, at most 2 connecting at once: 2 wait for a SYN-ACK that never comes,
+    // 3 never start. Every one of them is a failed connection.
+    let out = load(
+        address,
+        &[
+            "-c",
+            "5",
+            "-r",
+            "1",
+            "--connect-burst",
+            "2",
+            "--timeout",
+            "0.5",
+            "--format",
+            "kv",
+        ],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.output);
+    assert!(out.says("errors=5"), "{}", out.output);
+    assert!(
+        out.says("error: 5 of 5 connections failed"),
+        "{}",
+        out.output
+    );
+    assert!(out.says("time limit"), "{}", out.output);
+    assert_eq!(accept_queue(address.port()), Some(2), "still full");
+    drop(fillers);
 }
 
 #[test]

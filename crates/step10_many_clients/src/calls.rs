@@ -36,9 +36,11 @@ pub fn epoll_ctl(
     )
 }
 
-/// `epoll_wait(4, events, 1024, -1)`: wait, with no time limit, until something is ready.
-pub fn epoll_wait(epfd: i32, capacity: usize) -> String {
-    format!("epoll_wait({epfd}, events, {capacity}, -1)")
+/// `epoll_wait(4, events, 1024, -1)`: wait until something is ready, with no time limit
+/// (-1), or at most `timeout`.
+pub fn epoll_wait(epfd: i32, capacity: usize, timeout: Option<std::time::Duration>) -> String {
+    let timeout = timeout.map_or(-1, |t| t.as_millis() as i64);
+    format!("epoll_wait({epfd}, events, {capacity}, {timeout})")
 }
 
 /// `fcntl(5, F_SETFL, O_RDWR|O_NONBLOCK)`: socket2's `set_nonblocking(true)` reads the

@@ -12,6 +12,7 @@
 //! Read it beside `lessons/10-many-clients.md`.
 
 mod calls;
+mod shortage;
 mod voice;
 
 use std::collections::HashMap;
@@ -32,7 +33,11 @@ use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tutor::cli::ServerAddress;
 use tutor::observe::TcpState;
-use tutor::{ColorWhen, Failure, Family, Narrator, Step, addr, interrupt, observe, sys};
+use tutor::{
+    ColorWhen, Failure, Family, Narrator, Step, addr, interrupt, observe, per_client, sys,
+};
+
+use shortage::Shortage;
 
 use voice::Voice;
 
@@ -226,6 +231,9 @@ fn listen(
 // 1. serial: the seed's loop
 // ---------------------------------------------------------------------------------------
 
+/// What the serial model does when accept() finds no descriptor (see `shortage`).
+const SERIAL_WAITS: &str = "the serial model holds no connection it could close to free one: it tries again in 250 ms (a pause, not a busy loop)";
+
 /// accept, then echo until the client leaves, then accept the next. While one client is
 /// served, the next waits in the kernel's accept queue: its connect() has succeeded, its
 /// bytes sit in a receive buffer, and nobody reads them.
@@ -233,9 +241,11 @@ fn serial(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Serv
     let fd = listener.as_raw_fd();
     let mut buf = vec![0u8; settings.bufsize];
     let mut served = Served::default();
+    let mut shortage = Shortage::default();
     while settings.max_clients != Some(served.clients) {
         let number = served.clients + 1;
-        let voice = Voice::within(say, number, settings.narrate);
+        // While out of descriptors, the retries are not narrated one by one.
+        let voice = shortage.voice(say, number, settings.narrate);
         voice.call(|| sys::accept(fd), "listener.accept()");
         settings.turns.tell(Moment::Accepting {
             accepted: served.clients,
@@ -245,6 +255,16 @@ fn serial(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Serv
         let (conn, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+            Err(error) if per_client::is_per_client(&error) => {
+                voice.error(&error);
+                voice.note(per_client::client_gone(&error));
+                continue;
+            }
+            Err(error) if per_client::is_out_of_descriptors(&error) => {
+                shortage.began(say, fd, &error, SERIAL_WAITS);
+                thread::sleep(shortage::PAUSE);
+                continue;
+            }
             Err(error) => return Err(voice.fail(|| sys::accept(fd), error)),
         };
         served.clients = number;
@@ -253,6 +273,7 @@ fn serial(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Serv
             "{conn_fd}: client {number}, from {}",
             addr::show(&peer)
         ));
+        shortage.ended(say, number);
         milestone(say, number, settings.narrate);
 
         served.bytes += echo_until_closed(&voice, &conn, &mut buf, number, &settings.turns);
@@ -323,6 +344,9 @@ fn echo_until_closed(
 // 2. threads: one thread per client
 // ---------------------------------------------------------------------------------------
 
+/// What the threads model does when accept() finds no descriptor (see `shortage`).
+const THREADS_WAIT: &str = "the acceptor waits until a thread has closed its client's connection (at most 250 ms), then tries again; the other threads go on serving";
+
 /// The acceptor accepts, and hands each client to a thread of its own, which runs the same
 /// echo loop. A thread blocked in recv() blocks only itself: the kernel runs the others.
 fn threads(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Served, Failure> {
@@ -331,18 +355,34 @@ fn threads(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Ser
     let running = Arc::new(AtomicU64::new(0));
     let mut served = Served::default();
     let mut workers: Vec<thread::JoinHandle<()>> = Vec::new();
+    let mut shortage = Shortage::default();
+    // Each thread says here when it has closed its connection: a descriptor is free.
+    let (closed, has_closed) = mpsc::channel::<()>();
     while settings.max_clients != Some(served.clients) {
         let number = served.clients + 1;
-        let voice = Voice::within(say, number, settings.narrate);
+        // While out of descriptors, the retries are not narrated one by one.
+        let voice = shortage.voice(say, number, settings.narrate);
         voice.call(|| sys::accept(fd), "listener.accept()");
         settings.turns.tell(Moment::Accepting {
             accepted: served.clients,
         });
+        // Forget the closings of the past: only one after a failed accept() matters.
+        while has_closed.try_recv().is_ok() {}
         let accepted = listener.accept();
         settings.turns.wait_for_clients();
         let (conn, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+            Err(error) if per_client::is_per_client(&error) => {
+                voice.error(&error);
+                voice.note(per_client::client_gone(&error));
+                continue;
+            }
+            Err(error) if per_client::is_out_of_descriptors(&error) => {
+                shortage.began(say, fd, &error, THREADS_WAIT);
+                let _ = has_closed.recv_timeout(shortage::PAUSE);
+                continue;
+            }
             Err(error) => return Err(voice.fail(|| sys::accept(fd), error)),
         };
         served.clients = number;
@@ -351,6 +391,7 @@ fn threads(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Ser
             "{conn_fd}: client {number}, from {}",
             addr::show(&peer)
         ));
+        shortage.ended(say, number);
         milestone(say, number, settings.narrate);
 
         // A new thread for this client. It shares the process's memory and descriptors,
@@ -364,6 +405,7 @@ fn threads(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Ser
         let mut buf = vec![0u8; settings.bufsize];
         let echoed_total = Arc::clone(&echoed);
         let running_now = Arc::clone(&running);
+        let closed = closed.clone();
         voice.call_via(
             "std",
             calls::clone_thread,
@@ -382,6 +424,7 @@ fn threads(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Ser
                 );
                 thread_voice.call(|| sys::close(conn_fd), "drop(conn)");
                 drop(conn);
+                let _ = closed.send(());
                 thread_voice.returned("done: this thread ends");
                 echoed_total.fetch_add(echoed, Ordering::Relaxed);
                 running_now.fetch_sub(1, Ordering::Relaxed);
@@ -429,8 +472,11 @@ fn threads(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Ser
 // 3. poll: one thread, non-blocking sockets, a readiness loop
 // ---------------------------------------------------------------------------------------
 
+/// What the poll model does when accept() finds no descriptor (see `shortage`).
+const POLL_WAITS: &str = "the listener leaves the epoll set until a client leaves and frees a descriptor; watched, a level-triggered listener would wake the loop again at once, forever (a busy loop), and mio's edge-triggered one only when another client connects; the open clients go on being served";
+
 /// The listener's token; clients get their number as theirs.
-const LISTENER: Token = Token(0);
+pub(crate) const LISTENER: Token = Token(0);
 
 /// How many events one epoll_wait may return.
 const EVENTS: usize = 1024;
@@ -494,6 +540,10 @@ fn poll(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Served
     let mut buf = vec![0u8; settings.bufsize];
     let mut served = Served::default();
     let mut accepting = true;
+    // Out of descriptors: the listener is not watched until a client leaves.
+    let mut paused = false;
+    let mut shortage = Shortage::default();
+    let say_all = say;
     // How many of the open clients are narrated (the loop narrates its wait while any is).
     let mut loud_clients = 0usize;
 
@@ -504,10 +554,15 @@ fn poll(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Served
         } else {
             Voice::silent()
         };
+        // Paused with no client to wake the loop: wait a while, then try accept() again.
+        let timeout = (paused && clients.is_empty()).then_some(shortage::PAUSE);
         voice.call_via(
             "mio",
-            || calls::epoll_wait(epfd, EVENTS),
-            "poll.poll(&mut events, None)",
+            || calls::epoll_wait(epfd, EVENTS, timeout),
+            match timeout {
+                None => "poll.poll(&mut events, None)",
+                Some(_) => "poll.poll(&mut events, Some(shortage::PAUSE))",
+            },
         );
         if settings.turns.is_demo() {
             settings.turns.tell(Moment::Polling {
@@ -516,13 +571,13 @@ fn poll(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Served
                 echoed: served.bytes + clients.values().map(|c| c.echoed).sum::<u64>(),
             });
         }
-        let polled = poll.poll(&mut events, None);
+        let polled = poll.poll(&mut events, timeout);
         settings.turns.wait_for_clients();
         match polled {
             Ok(()) => {}
             Err(error) if error.kind() == ErrorKind::Interrupted => continue,
             Err(error) => {
-                return Err(voice.fail(|| calls::epoll_wait(epfd, EVENTS), error));
+                return Err(voice.fail(|| calls::epoll_wait(epfd, EVENTS, timeout), error));
             }
         }
         served.waits += 1;
@@ -581,6 +636,20 @@ fn poll(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Served
                             break;
                         }
                         Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+                        Err(error) if per_client::is_per_client(&error) => {
+                            voice.error(&error);
+                            voice.note(per_client::client_gone(&error));
+                            continue;
+                        }
+                        Err(error) if per_client::is_out_of_descriptors(&error) => {
+                            // Stop watching the listener until a client leaves (see
+                            // `shortage`): nothing else can free a descriptor.
+                            shortage.began(say, listener_fd, &error, POLL_WAITS);
+                            let loud = Voice::loud(say.clone());
+                            shortage::unwatch_listener(&loud, &poll, listener_fd)?;
+                            paused = true;
+                            break;
+                        }
                         Err(error) => {
                             return Err(voice.fail(|| sys::accept(listener_fd), error));
                         }
@@ -591,6 +660,7 @@ fn poll(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Served
                         "{fd}: client {number}, from {}",
                         addr::show(&peer)
                     ));
+                    shortage.ended(say, number);
                     milestone(say, number, settings.narrate);
 
                     // The new socket is blocking, like every accepted socket: make it
@@ -676,7 +746,19 @@ fn poll(say: &Narrator, listener: &Socket, settings: &Settings) -> Result<Served
                 let say = client.say.clone();
                 drop(client);
                 say.returned("done");
+                if paused {
+                    // A descriptor is free: watch the listener again. Registering it
+                    // reports the connections already queued at once.
+                    shortage::watch_listener(&Voice::loud(say_all.clone()), &poll, listener_fd)?;
+                    paused = false;
+                }
             }
+        }
+        if paused && clients.is_empty() {
+            // Out of descriptors with no client of ours to free one: try again after the
+            // pause epoll_wait has just made.
+            shortage::watch_listener(&Voice::loud(say_all.clone()), &poll, listener_fd)?;
+            paused = false;
         }
     }
     Ok(served)

@@ -659,43 +659,6 @@ fn each_thread_gets_a_stack_mapping_and_a_clone3() {
     assert_eq!(stacks, threads, "{text}");
 }
 
-#[test]
-fn running_out_of_descriptors_stops_the_server_with_one_line() {
-    let Some(prlimit) = testkit::which("prlimit") else {
-        testkit::skip("emfile", "prlimit is not installed");
-        return;
-    };
-    // 0, 1, 2, the listener (3), the epoll instance (4), and the Ctrl-C handler's pipe
-    // take six; a limit of 8 leaves room for one client's connection.
-    let mut command = Command::new(prlimit);
-    command
-        .arg("--nofile=8")
-        .arg(step10())
-        .args(["--model", "poll", "--narrate", "0"]);
-    let mut server = Running::start_command(command);
-    let address: SocketAddr = server.wait_ready(LIMIT).parse().expect("an address");
-    // The server stops at the first accept() it has no descriptor for; later connects may
-    // find nobody listening.
-    let clients: Vec<TcpStream> = (0..4)
-        .filter_map(|_| TcpStream::connect(address).ok())
-        .collect();
-    assert!(clients.len() >= 2, "two clients at least connect");
-    let done = server.finish(LIMIT);
-    drop(clients);
-    assert_eq!(done.code, Some(1), "{}", done.output);
-    let errors: Vec<&str> = done.lines_with("error:").collect();
-    assert_eq!(errors.len(), 1, "{}", done.output);
-    assert!(
-        errors[0].starts_with(
-            "error: accept4(3, SOCK_CLOEXEC) failed with EMFILE (Too many open files)"
-        ),
-        "{}",
-        errors[0]
-    );
-    assert!(errors[0].contains("ulimit -n"), "{}", errors[0]);
-    assert!(!done.says("panicked"));
-}
-
 /// The lesson's account of mio's edge-triggered readiness: an event says that bytes arrived,
 /// once; a handler that reads only part of them and waits again gets no new event for the rest,
 /// only for bytes that arrive later. (A level-triggered poll would report the socket again at

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use socket2::{Protocol, Socket};
-use tutor::{ColorWhen, Failure, Family, Narrator, SockType, Step, addr, observe, sys};
+use tutor::{ColorWhen, Failure, Family, Narrator, SockType, Step, narrate, observe};
 
 const STEP: Step = Step {
     number: 1,
@@ -94,10 +94,8 @@ fn create(
 
     // 2. Ask the kernel for a socket. What comes back is a file descriptor: a small number
     //    that names the socket in every later call, as it would name an open file.
-    say.call_socket(domain, ty, protocol);
-    let socket = say.check(Socket::new(domain, ty, protocol))?;
+    let socket = narrate!(say, Socket::new(domain, ty, protocol))?;
     let fd = socket.as_raw_fd();
-    say.returned(fd);
     say.note(format!(
         "file descriptor {fd}: the lowest number this process had free (0, 1 and 2 are stdin, stdout, stderr)"
     ));
@@ -112,16 +110,12 @@ fn create(
     // process reaches its limit (`ulimit -n`) and socket() fails with EMFILE.
     let mut more = Vec::new();
     for _ in 1..count {
-        say.call_socket(domain, ty, protocol);
-        let another = say.check(Socket::new(domain, ty, protocol))?;
-        say.returned(another.as_raw_fd());
+        let another = narrate!(say, Socket::new(domain, ty, protocol))?;
         more.push(another);
     }
 
     // 3. A new socket has no address: no IP address, no port, no path.
-    say.call(sys::getsockname(fd), "socket.local_addr()");
-    let local = say.check(socket.local_addr())?;
-    say.returned(addr::show(&local));
+    narrate!(say, socket.local_addr())?;
     match family {
         Family::Unix => say.note("no path yet: bind() gives the socket one (step 2)"),
         _ => say.note("no address and port 0: bind() gives the socket an address (step 2)"),
@@ -129,31 +123,19 @@ fn create(
 
     // 4. Its options start at the kernel's defaults. A socket starts in blocking mode: a call
     //    that cannot finish yet (accept, recv) waits rather than failing.
-    say.call(format!("fcntl({fd}, F_GETFL)"), "socket.nonblocking()");
-    let nonblocking = say.check(socket.nonblocking())?;
-    if nonblocking {
-        say.returned("O_NONBLOCK is set: non-blocking mode");
+    let nonblocking = narrate!(say, socket.nonblocking())?;
+    say.note(if nonblocking {
+        "O_NONBLOCK is set: non-blocking mode"
     } else {
-        say.returned("O_NONBLOCK is not set: blocking mode");
-    }
+        "O_NONBLOCK is not set: blocking mode"
+    });
 
     // 5. The kernel keeps a receive buffer and a send buffer for every socket. Their
     //    default sizes come from sysctl settings that depend on the family and type.
     let (rcv_setting, snd_setting) = default_buffer_settings(family, sock_type);
-    say.call(
-        sys::getsockopt(fd, "SOL_SOCKET", "SO_RCVBUF"),
-        "socket.recv_buffer_size()",
-    );
-    let rcvbuf = say.check(socket.recv_buffer_size())?;
-    say.returned(format!("{rcvbuf} bytes"));
+    let rcvbuf = narrate!(say, socket.recv_buffer_size())?;
     say.note(setting_origin(rcv_setting));
-
-    say.call(
-        sys::getsockopt(fd, "SOL_SOCKET", "SO_SNDBUF"),
-        "socket.send_buffer_size()",
-    );
-    let sndbuf = say.check(socket.send_buffer_size())?;
-    say.returned(format!("{sndbuf} bytes"));
+    let sndbuf = narrate!(say, socket.send_buffer_size())?;
     say.note(setting_origin(snd_setting));
 
     // 6. Optionally keep the socket open, so that it can be seen from outside.
@@ -165,14 +147,11 @@ fn create(
         observe::wait_for_enter();
     }
 
-    // 7. Close it: dropping a socket2 Socket calls close(2). The number is free again.
-    say.call(sys::close(fd), "drop(socket)");
-    drop(socket);
-    say.returned("done (Drop does not report what close returned)");
+    // 7. Close it: dropping a socket2 Socket calls close(2). Drop does not report what
+    //    close returned. The number is free again.
+    narrate!(say, drop(socket));
     for another in more {
-        say.call(sys::close(another.as_raw_fd()), "drop(another)");
-        drop(another);
-        say.returned("done");
+        narrate!(say, drop(another));
     }
 
     Ok(Seen {

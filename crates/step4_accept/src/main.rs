@@ -21,7 +21,7 @@ use clap::Parser;
 use socket2::{Protocol, SockAddr, Socket, Type};
 use tutor::cli::ServerAddress;
 use tutor::observe::{self, TcpState};
-use tutor::{ColorWhen, Failure, Family, Narrator, Step, addr, interrupt, sys};
+use tutor::{ColorWhen, Failure, Family, Narrator, Step, addr, interrupt, per_client, sys};
 
 use turns::{Moment, Stage, Turns};
 
@@ -142,8 +142,16 @@ fn serve(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
         let result = listener.accept();
         turns.wait_for_clients();
         // accept() returns a NEW socket, connected to this one client, and the client's
-        // address. The listening socket is untouched: it goes on listening.
-        let (conn, peer) = say.check(result)?;
+        // address. The listening socket is untouched: it goes on listening. (Linux passes on
+        // the error of a connection that died in the queue: that client's, not the server's.)
+        let (conn, peer) = match result {
+            Err(error) if per_client::is_per_client(&error) => {
+                say.error(&error);
+                say.note(per_client::client_gone(&error));
+                continue;
+            }
+            result => say.check(result)?,
+        };
         accepted += 1;
         let conn_fd = conn.as_raw_fd();
         say.returned(format!(
@@ -153,32 +161,12 @@ fn serve(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
             "accept's second result, the client's address: {}",
             addr::show(&peer)
         ));
-
-        // Each socket has two addresses: its own (getsockname) and its peer's (getpeername).
-        say.call(sys::getpeername(conn_fd), "conn.peer_addr()");
-        let peer = say.check(conn.peer_addr())?;
-        say.returned(format!("{}: the client's end", addr::show(&peer)));
-        if peer.is_unnamed() {
-            say.note("a unix client that did not bind has no name: its address is empty");
-        }
-        say.call(sys::getsockname(conn_fd), "conn.local_addr()");
-        let own = say.check(conn.local_addr())?;
-        say.returned(format!(
-            "{}: the server's end, the listening socket's address",
-            addr::show(&own)
-        ));
-        show_socket_table(say, &local, &peer, fd, conn_fd);
-
-        // Greet the client and close its socket; step 5 holds a conversation instead.
-        let greeting = format!("hello from step4, client {accepted}\n");
-        say.call(
-            sys::send(conn_fd, greeting.as_bytes()),
-            "conn.send(greeting.as_bytes())",
-        );
-        match conn.send(greeting.as_bytes()) {
-            Ok(sent) => say.returned(sent),
-            // A client that has already gone is its own problem, not the server's.
-            Err(error) => say.error(&error),
+        match greet(say, &conn, &local, fd, accepted) {
+            // A client that reset its connection before we got to it: its error, not ours.
+            Err(Failure::Socket { error, .. }) if per_client::is_per_client(&error) => {
+                say.note(per_client::client_gone(&error));
+            }
+            other => other?,
         }
         say.call(sys::close(conn_fd), "drop(conn)");
         drop(conn);
@@ -199,6 +187,45 @@ fn serve(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
         handle
             .join()
             .map_err(|_| Failure::Peer("the demo's client thread failed".into()))??;
+    }
+    Ok(())
+}
+
+/// One client's turn: both addresses of its socket, the kernel's table, and a greeting.
+/// An error here is narrated and returned; the caller decides whose it is.
+fn greet(
+    say: &Narrator,
+    conn: &Socket,
+    local: &SockAddr,
+    fd: i32,
+    accepted: u32,
+) -> Result<(), Failure> {
+    let conn_fd = conn.as_raw_fd();
+    // Each socket has two addresses: its own (getsockname) and its peer's (getpeername).
+    say.call(sys::getpeername(conn_fd), "conn.peer_addr()");
+    let peer = say.check(conn.peer_addr())?;
+    say.returned(format!("{}: the client's end", addr::show(&peer)));
+    if peer.is_unnamed() {
+        say.note("a unix client that did not bind has no name: its address is empty");
+    }
+    say.call(sys::getsockname(conn_fd), "conn.local_addr()");
+    let own = say.check(conn.local_addr())?;
+    say.returned(format!(
+        "{}: the server's end, the listening socket's address",
+        addr::show(&own)
+    ));
+    show_socket_table(say, local, &peer, fd, conn_fd);
+
+    // Greet the client (the caller closes its socket); step 5 holds a conversation instead.
+    let greeting = format!("hello from step4, client {accepted}\n");
+    say.call(
+        sys::send(conn_fd, greeting.as_bytes()),
+        "conn.send(greeting.as_bytes())",
+    );
+    match conn.send(greeting.as_bytes()) {
+        Ok(sent) => say.returned(sent),
+        // A client that has already gone is its own problem, not the server's.
+        Err(error) => say.error(&error),
     }
     Ok(())
 }

@@ -209,6 +209,64 @@ fn accept_blocks_until_a_client_comes() {
     assert!(out.says("Ctrl-C: stopping."), "{}", out.output);
 }
 
+/// Polls `condition` every few milliseconds for at most 10 s; panics with `what` if it never
+/// holds.
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Lesson 4's "a client that leaves before it is accepted": the connection is complete in the
+/// accept queue, then the client resets it (SO_LINGER 0, close). Linux still hands it to
+/// accept(); getpeername() on it fails with ENOTCONN. That error is the client's: the server
+/// narrates it and serves the next client. (Before: exit 1, `getpeername(4) failed with
+/// ENOTCONN`.) The server is stopped (SIGSTOP) while this happens, so that the reset reaches
+/// the queued connection before the server can look at it, on every run.
+#[test]
+fn a_client_that_resets_in_the_queue_does_not_stop_the_server() {
+    let (mut server, address) = start(&["--max-clients", "2"]);
+    server.expect_line("socket2: listener.accept()", LIMIT);
+    let pid = server.pid();
+    wait_until("the server sleeps in accept4", || {
+        in_the_kernel(pid) == (Some('S'), Some(libc::SYS_accept4))
+    });
+    server.signal(libc::SIGSTOP);
+    wait_until("the server is stopped", || {
+        in_the_kernel(pid).0 == Some('T')
+    });
+
+    let client =
+        Socket::new(socket2::Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+    client.connect(&address.into()).expect("connect");
+    let own = client.local_addr().expect("own").as_socket().expect("inet");
+    wait_until("the connection waits in the accept queue", || {
+        observe::accept_queue_len(address) == Some(1)
+    });
+    client
+        .set_linger(Some(Duration::ZERO))
+        .expect("SO_LINGER 0");
+    drop(client);
+    wait_until("the reset has reached the queued connection", || {
+        observe::tcp_sockets_on_port(address.port())
+            .is_ok_and(|entries| entries.iter().all(|e| e.remote != own))
+    });
+    server.signal(libc::SIGCONT);
+
+    server.expect_line("<- -1 ENOTCONN", LIMIT);
+    server.expect_line("ENOTCONN belongs to this one client", LIMIT);
+    let (greeting, _) = visit(&address.into());
+    assert_eq!(greeting, "hello from step4, client 2\n");
+    let out = server.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "the server went on: {}", out.output);
+    assert!(!out.says("error:"), "{}", out.output);
+    // The lesson shows these four lines, one after the other.
+    let block = "-> getpeername(4)\n   socket2: conn.peer_addr()\n<- -1 ENOTCONN (Transport endpoint is not connected)\n   ENOTCONN belongs to this one client (it reset or abandoned its connection): close its socket, if any, and go on serving\n";
+    assert!(out.output.contains(block), "{}", out.output);
+}
+
 #[test]
 fn a_unix_server_accepts_and_removes_its_socket_file() {
     let path = unique_path("serve");

@@ -223,15 +223,36 @@ fn receive(say: &Narrator, socket: &Socket, bufsize: usize) -> io::Result<Vec<u8
 }
 
 /// send_to(): the answer goes to the address the datagram came from.
+///
+/// With MSG_DONTWAIT: an answer must never make the server wait. Over UDP a full receive
+/// buffer at the peer drops the datagram there, but a unix datagram socket makes the sender
+/// wait until the peer has read (its queue holds `net.unix.max_dgram_qlen` datagrams): one
+/// peer that never reads its answers would stop the server for every other peer. Without
+/// waiting, the kernel says EAGAIN instead, and the answer is dropped, as UDP would drop it.
 fn answer(say: &Narrator, socket: &Socket, data: &[u8], to: &SockAddr) -> Result<(), Failure> {
     let fd = socket.as_raw_fd();
     if has_no_address(to) {
         say.note("the sender's socket has no address (an unbound unix socket): there is nowhere to send an answer");
         return Ok(());
     }
-    say.call(sys::send_to(fd, data, to), "socket.send_to(&data, &from)");
-    match socket.send_to(data, to) {
+    say.call(
+        format!(
+            "sendto({fd}, {}, {}, MSG_DONTWAIT, {})",
+            sys::bytes(data),
+            data.len(),
+            addr::show(to)
+        ),
+        "socket.send_to_with_flags(&data, &from, MSG_DONTWAIT)",
+    );
+    match socket.send_to_with_flags(data, to, libc::MSG_DONTWAIT) {
         Ok(n) => say.returned(format!("{n}: back to {}", addr::show(to))),
+        Err(error) if error.kind() == ErrorKind::WouldBlock => {
+            say.error(&error);
+            say.note(format!(
+                "{}'s queue is full: it does not read its answers. This answer is dropped, as UDP would drop it; the server does not wait for one peer",
+                addr::show(to)
+            ));
+        }
         // A peer that vanished is no reason to stop serving the others.
         Err(error) => say.error(&error),
     }

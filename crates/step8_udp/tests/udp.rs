@@ -109,7 +109,7 @@ fn one_server_socket_answers_two_clients_each_at_its_own_address() {
             out.output
         );
         assert!(
-            out.says(&format!("\"{data}\", 6, 0, {shown})")),
+            out.says(&format!("\"{data}\", 6, MSG_DONTWAIT, {shown})")),
             "{}",
             out.output
         );
@@ -404,6 +404,82 @@ fn a_unix_client_needs_its_own_path_for_the_answer() {
         served.output
     );
     assert!(!path.exists(), "the server removes its socket file");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Lesson 8's "An answer must not stall the server": a unix datagram peer that sends and never
+/// reads fills its receive queue (`net.unix.max_dgram_qlen` datagrams); a blocking sendto to
+/// it would wait for ever, and every other peer with it. The server answers with
+/// MSG_DONTWAIT, says that the answer is dropped (EAGAIN), and goes on answering the others.
+/// (Before: the server blocked in sendto, the flood's sends timed out, the other peer got no
+/// answer.)
+#[test]
+fn a_peer_that_never_reads_its_answers_stalls_no_other_peer() {
+    let dir = unique_dir("mute");
+    let path = dir.join("server.sock");
+    let path_arg = path.to_str().expect("utf-8");
+    let (mut server, _) = start_server(&["--family", "unix", "--path", path_arg]);
+    let server_at = SockAddr::unix(&path).expect("path");
+    let peer = |name: &str| {
+        let socket = Socket::new(Domain::UNIX, Type::DGRAM, None).expect("socket");
+        socket
+            .bind(&SockAddr::unix(dir.join(name)).expect("path"))
+            .expect("bind");
+        socket
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .expect("SO_SNDTIMEO");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("SO_RCVTIMEO");
+        socket
+    };
+
+    // The mute peer sends three queues' worth and reads nothing. Its own sends wait only
+    // while the server's queue is full, that is, until the server reads again.
+    let queue: usize = std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(10);
+    let mute = peer("mute.sock");
+    for n in 0..3 * queue + 8 {
+        mute.send_to(format!("flood {n}").as_bytes(), &server_at)
+            .unwrap_or_else(|e| {
+                panic!("send {n}: {e}: the server stopped reading; it waits on the mute peer")
+            });
+    }
+    server.expect_line("<- -1 EAGAIN (Resource temporarily unavailable)", LIMIT);
+    server.expect_line("'s queue is full: it does not read its answers", LIMIT);
+
+    // Another peer still gets its answer.
+    let talker = peer("talker.sock");
+    talker
+        .send_to(b"still there?", &server_at)
+        .expect("send_to");
+    assert_eq!(
+        recv(&talker, 64).expect("the answer, although the mute peer's queue is full"),
+        b"still there?"
+    );
+    // The mute peer's queue holds the answers that fitted, oldest first.
+    assert_eq!(recv(&mute, 64).expect("an answer"), b"flood 0");
+
+    server.signal(2);
+    let out = server.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    assert!(!out.says("error:"), "{}", out.output);
+    // The first answer dropped is the first that does not fit: queue + 1 fit ("more than
+    // max_dgram_qlen" is full).
+    let first = format!("-> sendto(3, \"flood {}\", ", queue + 1);
+    let lines: Vec<&str> = out.output.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("<- -1 EAGAIN"))
+        .expect("an EAGAIN");
+    assert!(lines[at - 2].starts_with(&first), "{}", lines[at - 2]);
+    assert!(
+        lines[at + 1].ends_with("'s queue is full: it does not read its answers. This answer is dropped, as UDP would drop it; the server does not wait for one peer"),
+        "{}",
+        lines[at + 1]
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -264,7 +264,8 @@ fn collect_lesson_names(dir: &Path, named: &mut BTreeSet<String>) {
 }
 
 /// Lessons end with "What the tests check": lines such as
-/// `` - `test_name` (crates/step1_create/tests/create.rs) ``. Each named test must exist,
+/// `` - `test_name` (crates/step1_create/tests/create.rs) ``, with or without a description
+/// after a colon. Each named test must exist,
 /// so a lesson cannot point at a check that was renamed or removed.
 #[test]
 fn every_test_a_lesson_names_exists() {
@@ -279,7 +280,8 @@ fn every_test_a_lesson_names_exists() {
             let Some((name, rest)) = rest.split_once("` (") else {
                 continue;
             };
-            let Some(path) = rest.strip_suffix(')') else {
+            // The path may be followed by a description: `(crates/...rs): what it checks`.
+            let Some((path, _)) = rest.split_once(')') else {
                 continue;
             };
             if !path.ends_with(".rs") || name.contains(' ') {

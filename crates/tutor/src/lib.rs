@@ -14,16 +14,21 @@
 //!   printed the way the lessons print them.
 //! - [`sys`]: system calls written as `strace` writes them, for the narration.
 //! - [`observe`]: looking at a socket from outside, as `ls -l /proc/PID/fd` and `ss` do.
+//! - [`per_client`]: whose error it is: one client's (the server goes on), or a shortage of
+//!   descriptors (the server waits for one), or the server's own.
 //! - [`interrupt`]: Ctrl-C handling, so a server stops cleanly.
 //! - [`turns`]: turn-taking between a demo's server and its clients in one process, so
 //!   the story is told in the same order on every run.
 
 pub mod addr;
+pub mod call;
 pub mod cli;
 pub mod explain;
 pub mod interrupt;
 pub mod narrate;
 pub mod observe;
+pub mod per_client;
+pub mod strace;
 pub mod sys;
 pub mod turns;
 
@@ -78,6 +83,27 @@ pub enum Failure {
     Lookup { host: String, message: String },
     /// The peer broke the conversation's rules, e.g. vanished in mid-message (exit code 1).
     Peer(String),
+}
+
+impl Failure {
+    /// The error of a failed socket call, if this is one.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Failure::Socket { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The errno of a failed socket call (`libc::ECONNREFUSED`), if this is one.
+    pub fn errno(&self) -> Option<i32> {
+        self.io_error().and_then(io::Error::raw_os_error)
+    }
+
+    /// Whether a non-blocking call found nothing to do (EAGAIN / EWOULDBLOCK).
+    pub fn would_block(&self) -> bool {
+        self.io_error()
+            .is_some_and(|error| error.kind() == io::ErrorKind::WouldBlock)
+    }
 }
 
 impl Failure {

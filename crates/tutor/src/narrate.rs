@@ -15,6 +15,8 @@
 use std::cell::RefCell;
 use std::fmt::Display;
 use std::io::{self, IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use colored::Colorize;
 use socket2::{Domain, Protocol, Type};
@@ -30,6 +32,12 @@ pub struct Narrator {
     color_stderr: bool,
     actor: Option<String>,
     last_call: RefCell<String>,
+    /// A quiet narrator prints no call that succeeds ([`Narrator::quiet`]).
+    quiet: bool,
+    /// How many calls this narrator and its clones have made.
+    calls: Arc<AtomicU64>,
+    /// Where the lines go instead of stdout, for tests of the narration itself.
+    record: Option<Arc<std::sync::Mutex<String>>>,
 }
 
 /// How wide an actor's name is padded, so that the calls of several actors line up.
@@ -58,7 +66,51 @@ impl Narrator {
             color_stderr,
             actor: None,
             last_call: RefCell::new(String::new()),
+            quiet: false,
+            calls: Arc::new(AtomicU64::new(0)),
+            record: None,
         }
+    }
+
+    /// The same narrator, writing its lines into a buffer ([`Narrator::recorded`]) instead
+    /// of stdout: for tests of the narration itself.
+    pub fn recording(&self) -> Narrator {
+        Narrator {
+            record: Some(Arc::default()),
+            ..self.clone()
+        }
+    }
+
+    /// What a [`recording`](Narrator::recording) narrator has written.
+    pub fn recorded(&self) -> String {
+        self.record
+            .as_ref()
+            .and_then(|record| record.lock().ok().map(|text| text.clone()))
+            .unwrap_or_default()
+    }
+
+    /// The same narrator, but quiet: calls that succeed are made and counted, not printed; a
+    /// call that fails is still shown. For the calls past a [`Budget`].
+    pub fn quiet(&self) -> Narrator {
+        Narrator {
+            quiet: true,
+            ..self.clone()
+        }
+    }
+
+    /// Whether calls are printed.
+    pub fn is_loud(&self) -> bool {
+        !self.quiet
+    }
+
+    /// Counts a call made through [`narrate!`](crate::narrate!).
+    pub fn count_call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many calls this narrator and its clones have made.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// A narrator for one actor of a demo (`server`, `client 1`): its lines start with the
@@ -67,6 +119,7 @@ impl Narrator {
         Narrator {
             actor: Some(name.to_owned()),
             last_call: RefCell::new(String::new()),
+            calls: Arc::new(AtomicU64::new(0)),
             ..self.clone()
         }
     }
@@ -128,6 +181,23 @@ impl Narrator {
     /// What the last call returned.
     pub fn returned(&self, value: impl Display) {
         self.emit(&[(Paint::Ok, format!("<- {value}"))]);
+    }
+
+    /// An error a call returned: `<- -1 ECONNREFUSED (Connection refused)`.
+    pub fn returned_error(&self, error: &io::Error) {
+        self.emit(&[(Paint::Error, self.error_result(error))]);
+    }
+
+    /// The hint for a failed call, as a note: for demos that provoke an error on purpose
+    /// and go on (`Err(failure) => say.hint(&failure)`).
+    pub fn hint(&self, failure: &Failure) {
+        if let Failure::Socket { call, error } = failure {
+            let name = call.split('(').next().unwrap_or(call);
+            let (hint, _) = explain::hint(name, error);
+            if !hint.is_empty() {
+                self.note(hint);
+            }
+        }
     }
 
     /// An error the last call returned, narrated without ending the step: for demos that
@@ -241,6 +311,12 @@ impl Narrator {
             block.push_str(&self.paint(*paint, text));
             block.push('\n');
         }
+        if let Some(record) = &self.record {
+            if let Ok(mut text) = record.lock() {
+                text.push_str(&block);
+            }
+            return;
+        }
         let mut out = io::stdout().lock();
         // A closed stdout (a learner piping into `head`) is no reason to stop the step.
         let _ = out.write_all(block.as_bytes());
@@ -259,5 +335,50 @@ impl Narrator {
             Paint::Error => text.red().bold().to_string(),
             Paint::Note => text.to_owned(),
         }
+    }
+}
+
+/// A narration budget: the first `limit` items (a client's receives, a server's connections)
+/// are narrated in full, the rest quietly, so that a busy program's story does not drown in
+/// its calls. Every step that narrates a loop uses this one.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    limit: u64,
+    used: u64,
+    what: &'static str,
+    flag: &'static str,
+}
+
+impl Budget {
+    /// A budget of `limit` items; `what` names them in the note printed when it runs out
+    /// (`"recv() and send() calls of this client"`), `flag` the option that sets it.
+    pub fn new(limit: u64, what: &'static str, flag: &'static str) -> Budget {
+        Budget {
+            limit,
+            used: 0,
+            what,
+            flag,
+        }
+    }
+
+    /// The narrator for the next item: `say` itself while the budget lasts, a quiet one
+    /// after; the first time it runs out, a note says so.
+    pub fn next(&mut self, say: &Narrator) -> Narrator {
+        self.used += 1;
+        if self.used <= self.limit {
+            return say.clone();
+        }
+        if self.used == self.limit + 1 && self.limit > 0 {
+            say.note(format!(
+                "(the next {} are not shown: {} {}; a summary follows)",
+                self.what, self.flag, self.limit
+            ));
+        }
+        say.quiet()
+    }
+
+    /// Whether the budget has run out.
+    pub fn spent(&self) -> bool {
+        self.used > self.limit
     }
 }

@@ -66,11 +66,36 @@ impl<M: Moment> Turns<M> {
         }
     }
 
+    /// The pause for a narrated call at `moment`: tells the client just before the call, and
+    /// waits for its move just after (`narrate!(say, listener.accept(), turns.at(moment))`).
+    pub fn at(&self, moment: M) -> At<'_, M> {
+        At {
+            turns: self,
+            moment,
+        }
+    }
+
     /// Waits until the client has made its move for the moment last told.
     pub fn wait_for_clients(&self) {
         if let Some(done) = &self.done {
             let _ = done.recv_timeout(LIMIT);
         }
+    }
+}
+
+/// A narrated call's pause at one moment of a demo ([`Turns::at`]).
+pub struct At<'a, M: Moment> {
+    turns: &'a Turns<M>,
+    moment: M,
+}
+
+impl<M: Moment> crate::call::Pause for At<'_, M> {
+    fn before(&self) {
+        self.turns.tell(self.moment);
+    }
+
+    fn after(&self) {
+        self.turns.wait_for_clients();
     }
 }
 
