@@ -70,7 +70,7 @@ struct Cli {
     backlog: u32,
 
     /// Stop after serving this many clients [default: serve until Ctrl-C]
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = tutor::cli::count::<u64>)]
     max_clients: Option<u64>,
 
     /// The most bytes one recv() may return (the size of the receive buffer)
@@ -205,11 +205,8 @@ fn listen(
     let fd = listener.as_raw_fd();
     say.returned(fd);
     say.call(sys::bind(fd, address), "listener.bind(&address)");
-    say.check(listener.bind(address))?;
+    say.check(interrupt::owned_bind(address, || listener.bind(address)))?;
     say.returned(0);
-    if let Some(path) = address.as_pathname() {
-        interrupt::remove_on_ctrl_c(path);
-    }
     say.call(
         sys::listen(fd, backlog),
         format!("listener.listen({backlog})"),

@@ -757,3 +757,42 @@ fn the_lessons_measured_numbers_are_those_of_bench_results() {
         "the lesson does not say the run was on {date}"
     );
 }
+
+// ---- issue 8: every model removes only its own socket file, and reads counts in words ----
+
+#[test]
+fn every_model_leaves_a_file_that_replaced_its_socket() {
+    for model in MODELS {
+        let path = std::env::temp_dir().join(format!(
+            "step10-test-{}-replaced-{model}.sock",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let path_arg = path.to_str().expect("utf-8");
+        let mut server = Running::start(
+            step10(),
+            ["--model", model, "--family", "unix", "--path", path_arg],
+        );
+        assert_eq!(server.wait_ready(LIMIT), path_arg);
+        std::fs::remove_file(&path).expect("the user removes the socket file");
+        std::fs::write(&path, "mine\n").expect("and saves a file there");
+        server.signal(15);
+        let done = server.finish(LIMIT);
+        assert_eq!(done.code, Some(0), "{model}: {}", done.output);
+        assert!(done.says("SIGTERM: stopping."), "{model}: {}", done.output);
+        assert!(
+            done.says("it is no longer the socket this program bound"),
+            "{model}: {}",
+            done.output
+        );
+        assert_eq!(std::fs::read_to_string(&path).expect("kept"), "mine\n");
+        std::fs::remove_file(&path).expect("clean up");
+    }
+}
+
+#[test]
+fn max_clients_0_is_refused_in_words() {
+    let line = testkit::process::fails_in_one_line(step10(), &["--max-clients", "0"], 2);
+    assert!(line.contains("1 or more"), "{line}");
+    assert!(!line.contains("18446744073709551615"), "{line}");
+}

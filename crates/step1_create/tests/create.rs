@@ -151,7 +151,7 @@ fn while_held_the_socket_is_in_the_process_fd_table_and_after_close_it_is_gone()
         link.to_string_lossy().starts_with("socket:["),
         "fd 3 is a socket: {link:?}"
     );
-    step.close_stdin();
+    step.send_stdin("\n"); // Enter: at end of input it would keep waiting for a signal
     let done = step.finish(LIMIT);
     assert_eq!(done.code, Some(0), "{}", done.output);
     assert!(done.says("-> close(3)"));
@@ -233,7 +233,7 @@ fn an_unbound_socket_is_not_in_the_tcp_table_yet() {
         text.contains(&format!(":{port:04X} ")),
         "a listening socket is in the table"
     );
-    step.close_stdin();
+    step.send_stdin("\n"); // Enter: at end of input it would keep waiting for a signal
     assert_eq!(step.finish(LIMIT).code, Some(0));
 }
 

@@ -98,12 +98,16 @@ fn bind(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
     }
 
     // 4. bind(): from now on this socket owns the address. Nothing is sent on the network.
+    //    A unix socket's file is recorded as bind made it (device and inode), so that the
+    //    program removes it at the end only if it is still that file; --keep-file: not at all.
     say.call(sys::bind(fd, &address), "socket.bind(&address)");
-    say.check(socket.bind(&address))?;
+    let bound = if cli.keep_file {
+        socket.bind(&address)
+    } else {
+        interrupt::owned_bind(&address, || socket.bind(&address))
+    };
+    say.check(bound)?;
     say.returned(0);
-    if let Some(path) = address.as_pathname() {
-        interrupt::remove_on_ctrl_c(path);
-    }
 
     // 5. Which address did it get? With port 0 the kernel chose one: ask it.
     say.call(sys::getsockname(fd), "socket.local_addr()");
@@ -140,7 +144,6 @@ fn bind(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
         }
         if cli.keep_file {
             say.note("--keep-file: left in place; binding to it again fails with EADDRINUSE until it is removed");
-            interrupt::forget(path);
         } else {
             unlink(say, path);
         }
@@ -188,8 +191,20 @@ fn describe_socket_file(say: &Narrator, path: &Path) {
     }
 }
 
-/// Removes a unix socket's file, narrated: it is the program's job, not the kernel's.
+/// Removes a unix socket's file, narrated: it is the program's job, not the kernel's. But a
+/// path is only a name: someone may have removed the socket and put their own file there, or
+/// bound a second server to it. So first `lstat`: only the socket this program bound (a
+/// socket, with the device and inode it had after bind) is removed.
 fn unlink(say: &Narrator, path: &Path) {
+    if !interrupt::still_ours(path) {
+        say.note(format!(
+            "left {} in place: it is not the socket this program bound",
+            addr::printable(&path.display().to_string())
+        ));
+        interrupt::forget(path);
+        return;
+    }
+    say.note("lstat: still a socket, with the device and inode bind gave it: ours to remove");
     say.call_lib(sys::unlink(path), "std::fs::remove_file(path)");
     match std::fs::remove_file(path) {
         Ok(()) => say.returned(0),
@@ -255,7 +270,6 @@ fn demo(say: &Narrator) -> Result<(), Failure> {
     let path = std::env::temp_dir().join(format!("step2_bind-demo-{}.sock", std::process::id()));
     let file = addr::unix(&path)?;
     let (unix, _) = try_bind_unix(say, &file)?;
-    interrupt::remove_on_ctrl_c(&path);
     describe_socket_file(say, &path);
     close(say, unix);
     say.note(format!(
@@ -263,7 +277,7 @@ fn demo(say: &Narrator) -> Result<(), Failure> {
         path.display()
     ));
     close(say, try_bind_unix(say, &file)?.0);
-    say.note("so a unix server removes the file: before bind (a stale one) and when it stops");
+    say.note("so a unix server removes its own file when it stops, and only its own: a file it did not make is left alone");
     unlink(say, &path);
     close(say, try_bind_unix(say, &file)?.0);
     unlink(say, &path);
@@ -313,7 +327,7 @@ fn try_bind_unix(say: &Narrator, address: &SockAddr) -> Result<(Socket, bool), F
     let fd = socket.as_raw_fd();
     say.returned(fd);
     say.call(sys::bind(fd, address), "socket.bind(&address)");
-    match socket.bind(address) {
+    match interrupt::owned_bind(address, || socket.bind(address)) {
         Ok(()) => {
             say.returned(0);
             Ok((socket, true))

@@ -60,7 +60,7 @@ fn a_second_bind_to_a_held_address_fails_with_eaddrinuse_in_one_line() {
     assert_eq!(errors.len(), 1, "{}", second.output);
     assert!(errors[0].contains(&format!("bind(3, 127.0.0.1:{port}) failed with EADDRINUSE")));
     assert!(errors[0].contains("--port") && errors[0].ends_with("see lessons/02-bind.md"));
-    first.close_stdin();
+    first.send_stdin("\n"); // Enter: at end of input it would keep waiting for a signal
     assert_eq!(first.finish(LIMIT).code, Some(0));
     // Closed, the address is free again at once: this socket never connected.
     let third = run(step2(), ["--port", port], LIMIT);
@@ -86,7 +86,7 @@ fn with_so_reuseaddr_on_both_two_sockets_share_a_port_until_one_listens() {
         "the second without it: {}",
         without.output
     );
-    first.close_stdin();
+    first.send_stdin("\n"); // Enter: at end of input it would keep waiting for a signal
     first.finish(LIMIT);
 
     // Once one of them listens, SO_REUSEADDR no longer helps.
@@ -203,7 +203,7 @@ fn a_unix_bind_creates_a_socket_file_that_close_leaves_behind() {
     assert_eq!(held.wait_ready(LIMIT), path_arg);
     let meta = std::fs::symlink_metadata(&path).expect("bind created the file");
     assert!(meta.file_type().is_socket(), "it is a socket file");
-    held.close_stdin();
+    held.send_stdin("\n"); // Enter: at end of input it would keep waiting for a signal
     assert_eq!(held.finish(LIMIT).code, Some(0));
     assert!(!path.exists(), "without --keep-file the program removes it");
 
@@ -259,7 +259,7 @@ fn a_bound_socket_is_not_in_the_tcp_table_until_it_listens() {
         !listed,
         "bound only: not in /proc/net/tcp, so ss -t does not show it"
     );
-    held.close_stdin();
+    held.send_stdin("\n"); // Enter: at end of input it would keep waiting for a signal
     held.finish(LIMIT);
 }
 
@@ -325,4 +325,202 @@ fn tcp_and_udp_have_separate_ports() {
     );
     let tcp_again = run(step2(), ["--port", &port.to_string()], LIMIT);
     assert_eq!(tcp_again.code, Some(1), "while a second TCP socket cannot");
+}
+
+// ---- issue 8: files, signals and standard streams ----
+
+#[test]
+fn keep_file_keeps_the_file_on_ctrl_c_too() {
+    let path = unique_path("keep-ctrl-c");
+    let _ = std::fs::remove_file(&path);
+    let path_arg = path.to_str().expect("utf-8 path");
+    let mut held = Running::start(
+        step2(),
+        [
+            "--family",
+            "unix",
+            "--path",
+            path_arg,
+            "--hold",
+            "--keep-file",
+        ],
+    );
+    assert_eq!(held.wait_ready(LIMIT), path_arg);
+    held.signal(2);
+    held.expect_line("Ctrl-C: stopping", LIMIT);
+    let done = held.finish(LIMIT);
+    assert_eq!(done.code, Some(0), "{}", done.output);
+    assert!(!done.says("-> unlink("), "{}", done.output);
+    assert!(path.exists(), "--keep-file: the file stays, Ctrl-C or not");
+    std::fs::remove_file(&path).expect("clean up");
+}
+
+#[test]
+fn a_file_put_in_place_of_the_socket_is_left_when_the_program_ends() {
+    let path = unique_path("replaced");
+    let _ = std::fs::remove_file(&path);
+    let path_arg = path.to_str().expect("utf-8 path");
+    let mut held = Running::start(step2(), ["--family", "unix", "--path", path_arg, "--hold"]);
+    assert_eq!(held.wait_ready(LIMIT), path_arg);
+    std::fs::remove_file(&path).expect("the user removes the socket file");
+    std::fs::write(&path, "mine\n").expect("and saves a file of their own there");
+    held.send_stdin("\n");
+    let done = held.finish(LIMIT);
+    assert_eq!(done.code, Some(0), "{}", done.output);
+    assert!(
+        done.says("in place: it is not the socket this program bound"),
+        "{}",
+        done.output
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("still there"),
+        "mine\n"
+    );
+    std::fs::remove_file(&path).expect("clean up");
+}
+
+#[test]
+fn hold_at_end_of_input_waits_for_a_signal() {
+    let mut held = Running::start(step2(), ["--port", "0", "--hold"]);
+    held.wait_ready(LIMIT);
+    held.close_stdin(); // as `</dev/null` or a background job
+    held.expect_line("standard input ended", LIMIT);
+    // Still holding the socket: only a signal ends it now.
+    held.signal(15);
+    held.expect_line("SIGTERM: stopping.", LIMIT);
+    let done = held.finish(LIMIT);
+    assert_eq!(done.code, Some(0), "{}", done.output);
+    assert!(!done.says("-> close(3)"), "{}", done.output);
+}
+
+/// A standard error whose reader has gone: every write to it fails with EPIPE.
+fn broken_stderr() -> std::process::Stdio {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    writer.into()
+}
+
+#[test]
+fn a_broken_stderr_does_not_turn_an_error_into_a_panic() {
+    // A socket error: exit 1, not 101.
+    let taken = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    taken
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    let port = taken
+        .local_addr()
+        .expect("address")
+        .as_socket()
+        .expect("ip")
+        .port()
+        .to_string();
+    let mut command = Command::new(step2());
+    command
+        .args(["--port", &port])
+        .stdout(std::process::Stdio::null())
+        .stderr(broken_stderr());
+    let code = command.status().expect("runs").code();
+    assert_eq!(
+        code,
+        Some(1),
+        "a socket error exits 1 even when stderr is gone"
+    );
+    // A usage error: exit 2.
+    let mut command = Command::new(step2());
+    command
+        .args(["--family", "ipx"])
+        .stdout(std::process::Stdio::null())
+        .stderr(broken_stderr());
+    assert_eq!(command.status().expect("runs").code(), Some(2));
+}
+
+// ---- issue 8: messages that do not mislead ----
+
+#[test]
+fn a_path_with_control_characters_is_printed_escaped_in_one_line() {
+    let path = format!("/nonexistent-{}/evil\x1b[2J\nline.sock", std::process::id());
+    let mut command = Command::new(step2());
+    command.args(["--family", "unix", "--path", &path]);
+    let out = testkit::process::run_separately(command, LIMIT);
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "one line: {:?}", out.stderr);
+    assert!(
+        !out.stderr.contains('\x1b') && !out.stdout.contains('\x1b'),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("evil\\u{1b}[2J\\nline.sock"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("ENOENT"), "{}", out.stderr);
+}
+
+#[test]
+fn host_accepts_the_bracketed_form_the_programs_print() {
+    if Socket::new(Domain::IPV6, Type::STREAM, None).is_err() {
+        testkit::skip("[::1]", "no IPv6 on this machine");
+        return;
+    }
+    let out = run(step2(), ["--family", "ipv6", "--host", "[::1]"], LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    assert!(out.says("-> bind(3, [::1]:0)"), "{}", out.output);
+}
+
+#[test]
+fn an_ipv6_zone_is_the_scope_id_or_one_clear_refusal() {
+    if Socket::new(Domain::IPV6, Type::STREAM, None).is_err() {
+        testkit::skip("zone", "no IPv6 on this machine");
+        return;
+    }
+    // lo is interface 1 on Linux; by name or by number, the zone becomes the scope id.
+    for host in ["fe80::1%lo", "fe80::1%1"] {
+        let out = run(step2(), ["--family", "ipv6", "--host", host], LIMIT);
+        assert!(
+            out.says("-> bind(3, [fe80::1%1]:0)"),
+            "{host}: {}",
+            out.output
+        );
+        assert!(!out.says("already bound"), "{host}: {}", out.output);
+    }
+    let refused = testkit::process::fails_in_one_line(
+        step2(),
+        &["--family", "ipv6", "--host", "fe80::1%no-such-if0"],
+        2,
+    );
+    assert!(
+        refused.contains("no network interface named 'no-such-if0'"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn eacces_on_a_unix_path_is_about_the_directorys_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let euid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    if euid.is_ok_and(|uid| uid != 0) {
+        testkit::skip("unix eacces", "needs root to run a copy as user nobody");
+        return;
+    }
+    // A directory only root may write to; the program runs as nobody.
+    let dir = std::env::temp_dir().join(format!("step2-test-{}-locked", std::process::id()));
+    let _ = std::fs::create_dir(&dir);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = dir.join("app.sock");
+    let mut command = Command::new(step2());
+    command
+        .args(["--family", "unix", "--path", path.to_str().expect("utf-8")])
+        .uid(65534)
+        .gid(65534);
+    let out = testkit::process::run_separately(command, LIMIT);
+    std::fs::remove_dir(&dir).expect("clean up");
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("EACCES"), "{}", out.stderr);
+    assert!(out.stderr.contains("directory"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("--port"),
+        "not about ports: {}",
+        out.stderr
+    );
 }

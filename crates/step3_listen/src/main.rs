@@ -97,11 +97,8 @@ fn listen(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
     let fd = listener.as_raw_fd();
     say.returned(fd);
     say.call(sys::bind(fd, &address), "listener.bind(&address)");
-    say.check(listener.bind(&address))?;
+    say.check(interrupt::owned_bind(&address, || listener.bind(&address)))?;
     say.returned(0);
-    if let Some(path) = address.as_pathname() {
-        interrupt::remove_on_ctrl_c(path);
-    }
 
     // 2. listen(): the socket becomes a server socket. From now on the kernel answers
     //    handshakes for it and keeps each finished connection in the accept queue.

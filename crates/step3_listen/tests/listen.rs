@@ -227,11 +227,12 @@ fn the_kernel_caps_the_backlog_at_somaxconn() {
         somaxconn + 1,
         "the backlog used is somaxconn, not what we asked"
     );
-    let out = run(
-        step3(),
-        ["--backlog", &(somaxconn + 100).to_string()],
-        LIMIT,
-    );
+    // Enter ends the live view (at end of input alone it would wait for a signal).
+    let mut command = std::process::Command::new(step3());
+    command
+        .args(["--backlog", &(somaxconn + 100).to_string()])
+        .stdin(testkit::process::input("\n"));
+    let out = testkit::process::run_command(command, LIMIT);
     assert!(
         out.says(&format!(
             "the kernel caps the backlog at net.core.somaxconn = {somaxconn}"
@@ -310,7 +311,7 @@ fn the_live_view_shows_the_queue_as_ss_would() {
         "accept queue: 2 waiting for accept() (full: new SYNs are dropped)",
         LIMIT,
     );
-    server.close_stdin();
+    server.send_stdin("\n"); // Enter: at end of input it would keep waiting for a signal
     let done = server.finish(LIMIT);
     assert_eq!(done.code, Some(0), "{}", done.output);
 }
@@ -330,7 +331,7 @@ fn connect_many_fills_the_queue_from_a_shell() {
         out.output
     );
     server.expect_line("accept queue: 2 waiting for accept() (full", LIMIT);
-    server.close_stdin();
+    server.send_stdin("\n"); // Enter: at end of input it would keep waiting for a signal
     server.finish(LIMIT);
 }
 
@@ -385,7 +386,10 @@ fn the_narration_shows_every_network_call_strace_sees() {
         vec!["--port", "0"],
         vec!["--demo", "--backlog", "1", "--timeout-ms", "200"],
     ] {
-        let Some(traced) = strace::trace_network("step3 vs strace", step3(), &args, LIMIT) else {
+        // Enter ends the live view (at end of input alone it would wait for a signal).
+        let Some(traced) =
+            strace::trace_network_with_input("step3 vs strace", step3(), &args, "\n", LIMIT)
+        else {
             return;
         };
         assert_eq!(traced.run.code, Some(0), "{}", traced.run.output);
@@ -459,5 +463,29 @@ fn queued_connections_take_data_before_anyone_accepts() {
             _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
             other => panic!("the server's end never held 6 bytes: {other:?}"),
         }
+    }
+}
+
+#[test]
+fn at_end_of_input_the_live_view_waits_for_a_signal() {
+    for family in ["ipv4", "unix"] {
+        let path = std::env::temp_dir().join(format!(
+            "step3-test-{}-eof-{family}.sock",
+            std::process::id()
+        ));
+        let path_arg = path.to_str().expect("utf-8").to_owned();
+        let mut args = vec!["--family", family];
+        if family == "unix" {
+            args.extend(["--path", &path_arg]);
+        }
+        let mut server = Running::start(step3(), &args);
+        server.wait_ready(LIMIT);
+        server.close_stdin(); // as `</dev/null`, a script, or a background job
+        server.expect_line("standard input ended", LIMIT);
+        server.signal(2);
+        server.expect_line("Ctrl-C: stopping.", LIMIT);
+        let done = server.finish(LIMIT);
+        assert_eq!(done.code, Some(0), "{}", done.output);
+        assert!(!path.exists(), "the socket file is removed");
     }
 }

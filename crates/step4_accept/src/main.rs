@@ -94,11 +94,8 @@ fn serve(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
     let fd = listener.as_raw_fd();
     say.returned(fd);
     say.call(sys::bind(fd, &address), "listener.bind(&address)");
-    say.check(listener.bind(&address))?;
+    say.check(interrupt::owned_bind(&address, || listener.bind(&address)))?;
     say.returned(0);
-    if let Some(path) = address.as_pathname() {
-        interrupt::remove_on_ctrl_c(path);
-    }
     say.call(
         sys::listen(fd, backlog),
         format!("listener.listen({backlog})"),

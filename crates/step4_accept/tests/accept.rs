@@ -435,3 +435,139 @@ fn nc_is_a_client_too() {
     let done = server.finish(LIMIT);
     assert_eq!(done.code, Some(0), "{}", done.output);
 }
+
+// ---- issue 8: remove only what this program made; every signal stops it cleanly ----
+
+/// Starts a unix server at a fresh path and waits until it listens.
+fn unix_server(name: &str, extra: &[&str]) -> (Running, PathBuf) {
+    let path = unique_path(name);
+    let path_arg = path.to_str().expect("utf-8").to_owned();
+    let mut args = vec!["--family", "unix", "--path", &path_arg];
+    args.extend_from_slice(extra);
+    let mut server = Running::start(step4(), &args);
+    assert_eq!(server.wait_ready(LIMIT), path_arg);
+    server.expect_line("socket2: listener.accept()", LIMIT);
+    (server, path)
+}
+
+#[test]
+fn a_file_the_user_put_in_place_of_the_socket_survives_ctrl_c() {
+    let (server, path) = unix_server("replaced", &[]);
+    std::fs::remove_file(&path).expect("the user removes the socket file");
+    std::fs::write(&path, "the user's notes\n").expect("and puts a file of their own there");
+    server.signal(2);
+    let out = server.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("the user's file is still there"),
+        "the user's notes\n"
+    );
+    assert!(
+        out.says("in place: it is no longer the socket this program bound"),
+        "one line says why the file stays: {}",
+        out.output
+    );
+    assert!(!out.says("-> unlink("), "{}", out.output);
+    std::fs::remove_file(&path).expect("clean up");
+}
+
+#[test]
+fn a_second_server_that_took_the_path_keeps_its_socket_file() {
+    let (first, path) = unix_server("taken", &["--max-clients", "1"]);
+    // The learner removes the first server's file and starts a second one on the same path.
+    std::fs::remove_file(&path).expect("remove the first server's file");
+    let path_arg = path.to_str().expect("utf-8");
+    let mut second = Running::start(step4(), ["--family", "unix", "--path", path_arg]);
+    assert_eq!(second.wait_ready(LIMIT), path_arg);
+    // The first server's one client never comes; stop it normally with SIGTERM.
+    first.signal(15);
+    let out = first.finish(LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    assert!(
+        path.exists(),
+        "the second server's socket file stays: {}",
+        out.output
+    );
+    let (greeting, _) = visit(&SockAddr::unix(&path).expect("a path"));
+    assert_eq!(
+        greeting, "hello from step4, client 1\n",
+        "the second server is reachable"
+    );
+    second.signal(2);
+    assert_eq!(second.finish(LIMIT).code, Some(0));
+    assert!(!path.exists(), "the second server removes its own file");
+}
+
+#[test]
+fn sigterm_and_sighup_stop_the_server_like_ctrl_c() {
+    for (signal, name) in [(15, "SIGTERM"), (1, "SIGHUP")] {
+        let (server, path) = unix_server(name, &[]);
+        server.signal(signal);
+        let out = server.finish(LIMIT);
+        assert_eq!(out.code, Some(0), "{name}: {}", out.output);
+        assert!(out.says(&format!("{name}: stopping.")), "{}", out.output);
+        assert!(
+            out.says(&format!("-> unlink(\"{}\")", path.display())),
+            "{}",
+            out.output
+        );
+        assert!(!path.exists(), "{name} removes the socket file");
+    }
+}
+
+/// The wait channel of a process's main thread, as `ps -o wchan` shows it.
+fn wchan(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default()
+}
+
+#[test]
+fn ctrl_c_stops_a_server_whose_stdout_nobody_reads() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    let mut child = Command::new(step4())
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start step4");
+    // Read up to the ready line, then never again: the pipe fills up.
+    let mut lines = BufReader::new(reader);
+    let mut line = String::new();
+    let address: SocketAddr = loop {
+        line.clear();
+        assert!(
+            lines.read_line(&mut line).expect("read") > 0,
+            "no ready line"
+        );
+        if let Some(at) = line.trim_end().strip_prefix("ready: listening on ") {
+            break at.parse().expect("an address");
+        }
+    };
+    // Clients until the server's main thread sleeps in a write to the full pipe, holding
+    // the lock of its standard output (bounded: a 1 MiB pipe would need about 2000).
+    let mut clients = Vec::new();
+    let blocked = (0..4000).any(|_| {
+        if wchan(child.id()).contains("pipe_write") {
+            return true;
+        }
+        let client = std::net::TcpStream::connect(address).expect("connect");
+        client
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("SO_RCVTIMEO");
+        let mut greeting = String::new();
+        // Either the greeting and the server's close, or a timeout once it is stuck.
+        let _ = (&client).read_to_string(&mut greeting);
+        clients.push(client);
+        false
+    });
+    assert!(blocked, "the server never blocked on its standard output");
+    let status = Command::new("kill")
+        .args(["-2", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let code = testkit::process::wait_with_limit(&mut child, LIMIT);
+    assert_eq!(code, Some(0), "Ctrl-C stops it, output stuck or not");
+    drop(lines);
+}

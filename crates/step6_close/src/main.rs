@@ -68,7 +68,7 @@ struct Cli {
     reuse_address: bool,
 
     /// Stop after serving this many clients [default: serve until Ctrl-C]
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = tutor::cli::count::<u32>)]
     max_clients: Option<u32>,
 
     /// Play both ends in-process: five ways a connection ends, then exit

@@ -409,11 +409,8 @@ fn demo(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
     let lfd = listener.as_raw_fd();
     server.returned(lfd);
     server.call(sys::bind(lfd, &wanted), "listener.bind(&address)");
-    server.check(listener.bind(&wanted))?;
+    server.check(interrupt::owned_bind(&wanted, || listener.bind(&wanted)))?;
     server.returned(0);
-    if let Some(path) = wanted.as_pathname() {
-        interrupt::remove_on_ctrl_c(path);
-    }
     server.call(
         sys::listen(lfd, BACKLOG),
         format!("listener.listen({BACKLOG})"),
@@ -583,14 +580,7 @@ fn demo(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
     late.call(sys::close(fd), "drop(socket)");
     drop(socket);
     late.returned("done");
-    if let Some(path) = address.as_pathname() {
-        server.call_lib(sys::unlink(path), "std::fs::remove_file(path)");
-        match std::fs::remove_file(path) {
-            Ok(()) => server.returned(0),
-            Err(error) => server.error(&error),
-        }
-        interrupt::forget(path);
-    }
+    interrupt::remove_socket_file(&server, &address);
 
     story.section("what happened");
     story.say("the client never called bind(): connect() gave it an address, and accept() told the server that address");

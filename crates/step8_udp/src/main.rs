@@ -70,7 +70,7 @@ struct Cli {
     bufsize: u32,
 
     /// The server stops after answering this many datagrams [default: serve until Ctrl-C]
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "demo")]
+    #[arg(long, value_parser = tutor::cli::count::<u32>, conflicts_with = "demo")]
     max_datagrams: Option<u32>,
 
     /// How long the client waits for an answer, in milliseconds
@@ -153,11 +153,8 @@ fn bind_server(
     let fd = socket.as_raw_fd();
     say.returned(fd);
     say.call(sys::bind(fd, address), "socket.bind(&address)");
-    say.check(socket.bind(address))?;
+    say.check(interrupt::owned_bind(address, || socket.bind(address)))?;
     say.returned(0);
-    if let Some(path) = address.as_pathname() {
-        interrupt::remove_on_ctrl_c(path);
-    }
     say.call(sys::getsockname(fd), "socket.local_addr()");
     let local = say.check(socket.local_addr())?;
     say.returned(addr::show(&local));
@@ -270,12 +267,25 @@ fn client(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
                 .into(),
         ));
     }
+    if family != Family::Unix && cli.client_path.is_some() {
+        return Err(Failure::Usage(format!(
+            "--client-path applies to --family unix only, not {family}"
+        )));
+    }
     let server = cli.address.resolve(say)?;
     let own_path = cli.client_path.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("step8_udp-client-{}.sock", std::process::id()))
     });
     let own = (family == Family::Unix)
-        .then(|| addr::unix(&own_path))
+        .then(|| {
+            SockAddr::unix(&own_path).map_err(|_| {
+                Failure::Usage(format!(
+                    "--client-path {} is {} bytes long; a unix socket path holds at most 107 bytes",
+                    addr::printable(&own_path.display().to_string()),
+                    own_path.as_os_str().len()
+                ))
+            })
+        })
         .transpose()?;
     let message = cli.message.as_bytes();
 
@@ -288,9 +298,12 @@ fn client(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
     // would see "(unnamed)" as the sender and have nowhere to send its answer.
     if let Some(own) = &own {
         say.call(sys::bind(fd, own), "socket.bind(&own_path)");
-        say.check(socket.bind(own))?;
+        let bound = say.check(interrupt::owned_bind(own, || socket.bind(own)));
+        if bound.is_err() {
+            say.note("this path is the client's own address: choose another with --client-path");
+        }
+        bound?;
         say.returned("0: the server can answer this path");
-        interrupt::remove_on_ctrl_c(&own_path);
     }
     let result = talk(say, &socket, &server, message, cli);
     say.call(sys::close(fd), "drop(socket)");
@@ -427,16 +440,24 @@ impl Places {
 fn demo(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
     let family = cli.address.family;
     let server_say = story.actor("server");
-    let dir = (family == Family::Unix)
-        .then(|| std::env::temp_dir().join(format!("step8_udp-demo-{}", std::process::id())));
-    let address = match &dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|error| Failure::Socket {
-                call: format!("mkdir(\"{}\")", dir.display()),
-                error,
-            })?;
-            addr::unix(&dir.join("server.sock"))?
+    // The unix peers' files go in a directory made new for this run (mkdir fails if the name
+    // exists): nothing that was there before is touched.
+    let dir = match family {
+        Family::Unix => {
+            Some(
+                interrupt::fresh_dir("step8_udp-demo").map_err(|error| Failure::Socket {
+                    call: format!(
+                        "mkdir(\"{}/step8_udp-demo-...\")",
+                        std::env::temp_dir().display()
+                    ),
+                    error,
+                })?,
+            )
         }
+        _ => None,
+    };
+    let address = match &dir {
+        Some(dir) => addr::unix(&dir.join("server.sock"))?,
         None => cli.address.resolve(&server_say)?,
     };
     let result = (|| {
@@ -463,7 +484,9 @@ fn demo(story: &Narrator, cli: &Cli) -> Result<(), Failure> {
         Ok(())
     })();
     if let Some(dir) = &dir {
-        let _ = std::fs::remove_dir_all(dir);
+        for why in interrupt::remove_fresh_dir(dir) {
+            story.note(why);
+        }
     }
     result
 }
@@ -481,7 +504,7 @@ fn demo_client(say: &Narrator, places: &Places, name: &str) -> Result<(Socket, S
     let fd = socket.as_raw_fd();
     say.returned(fd);
     say.call(sys::bind(fd, &own), "socket.bind(&own)");
-    say.check(socket.bind(&own))?;
+    say.check(interrupt::owned_bind(&own, || socket.bind(&own)))?;
     say.returned(0);
     say.call(sys::getsockname(fd), "socket.local_addr()");
     let local = say.check(socket.local_addr())?;

@@ -749,3 +749,44 @@ for recverr in (0, 1):
     assert!(text.contains("0 silence"), "without IP_RECVERR: {text}");
     assert!(text.contains("1 refused"), "with IP_RECVERR: {text}");
 }
+
+// ---- issue 8: --client-path and counts ----
+
+#[test]
+fn client_path_is_refused_outside_the_unix_family_and_named_in_its_errors() {
+    let line = testkit::process::fails_in_one_line(
+        step8(),
+        &[
+            "--role",
+            "client",
+            "--port",
+            "9",
+            "--client-path",
+            "/tmp/x.sock",
+        ],
+        2,
+    );
+    assert!(
+        line.contains("--client-path applies to --family unix only"),
+        "{line}"
+    );
+    let long = format!("/tmp/{}.sock", "x".repeat(120));
+    let line = testkit::process::fails_in_one_line(
+        step8(),
+        &[
+            "--role",
+            "client",
+            "--family",
+            "unix",
+            "--client-path",
+            &long,
+        ],
+        2,
+    );
+    assert!(line.starts_with("error: --client-path "), "{line}");
+    let line = testkit::process::fails_in_one_line(step8(), &["--max-datagrams", "0"], 2);
+    assert!(
+        line.contains("1 or more") && !line.contains("4294967295"),
+        "{line}"
+    );
+}

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tutor::explain::error_name;
-use tutor::{ColorWhen, Failure, Family, Narrator, Step, sys};
+use tutor::{ColorWhen, Failure, Family, Narrator, Step, interrupt, sys};
 
 const STEP: Step = Step {
     number: 9,
@@ -117,6 +117,7 @@ struct Cli {
 fn main() -> ExitCode {
     let cli: Cli = tutor::cli::parse_args();
     let say = Narrator::new(&STEP, cli.color);
+    interrupt::stop_on_signals(&say);
     let text = cli.format == Format::Text;
     if text {
         say.header();
@@ -213,20 +214,30 @@ struct Pair {
 
 impl Lab {
     fn new(family: Family, say: Option<Narrator>) -> Result<Lab, Failure> {
-        let dir = (family == Family::Unix)
-            .then(|| std::env::temp_dir().join(format!("step9-{}", std::process::id())));
-        if let Some(dir) = &dir {
-            std::fs::create_dir_all(dir).map_err(|error| Failure::Socket {
-                call: format!("mkdir(\"{}\")", dir.display()),
-                error,
-            })?;
-        }
+        // The unix sockets live in a directory of this run's own: made new (mkdir fails if
+        // the name exists, and another name is tried), so nothing that was there is touched.
+        let dir = match family {
+            Family::Unix => {
+                Some(
+                    interrupt::fresh_dir("step9").map_err(|error| Failure::Socket {
+                        call: format!("mkdir(\"{}/step9-...\")", std::env::temp_dir().display()),
+                        error,
+                    })?,
+                )
+            }
+            _ => None,
+        };
         Ok(Lab { family, say, dir })
     }
 
+    /// Removes the socket files this run bound and its directory, and nothing else.
     fn clean_up(&self) {
         if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_dir_all(dir);
+            for why in interrupt::remove_fresh_dir(dir) {
+                if let Some(say) = &self.say {
+                    say.note(why);
+                }
+            }
         }
     }
 
@@ -350,7 +361,7 @@ impl Lab {
             sys::bind(socket.as_raw_fd(), &address),
             "socket.bind(&address)",
         );
-        let result = socket.bind(&address);
+        let result = interrupt::owned_bind(&address, || socket.bind(&address));
         self.returned(who, &result.as_ref().map(|_| 0).map_err(clone_error));
         result?;
         self.call(

@@ -389,3 +389,95 @@ fn the_narration_shows_every_network_call_strace_sees() {
         }
     }
 }
+
+// ---- issue 8: the unix run's temporary directory is its own, also on Ctrl-C ----
+
+/// An empty directory of this test's own, to be the program's TMPDIR.
+fn own_tmpdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("step9-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).expect("a test dir");
+    dir
+}
+
+#[test]
+fn a_directory_that_was_there_before_is_never_touched() {
+    let Some(sh) = testkit::which("sh") else {
+        testkit::skip("step9 old dir", "sh is not installed");
+        return;
+    };
+    let tmp = own_tmpdir("before");
+    // The shell makes the directory the old program would have chosen (step9-PID: exec
+    // keeps the shell's pid) with a file in it, then becomes step 9.
+    let mut command = Command::new(sh);
+    command
+        .env("TMPDIR", &tmp)
+        .arg("-c")
+        .arg(r#"mkdir "$TMPDIR/step9-$$" && echo mine > "$TMPDIR/step9-$$/notes" && exec "$0" --family unix"#)
+        .arg(step9());
+    let out = run_command(command, LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.output);
+    let theirs: Vec<_> = std::fs::read_dir(&tmp)
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(
+        theirs.len(),
+        1,
+        "only the user's directory is left: {theirs:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(theirs[0].join("notes")).expect("the user's file"),
+        "mine\n"
+    );
+    std::fs::remove_dir_all(&tmp).expect("clean up");
+}
+
+#[test]
+fn ctrl_c_in_the_middle_removes_the_temporary_sockets_and_directory() {
+    use std::io::Write;
+    let tmp = own_tmpdir("ctrl-c");
+    // Standard output is a pipe nobody reads, filled up to 1500 bytes before the end: the
+    // program gets past making its directory and binding its first sockets, then blocks.
+    let (reader, mut writer) = std::io::pipe().expect("a pipe");
+    writer
+        .write_all(&vec![b'.'; 65536 - 1500])
+        .expect("fill the pipe");
+    let mut child = Command::new(step9())
+        .args(["--family", "unix"])
+        .env("TMPDIR", &tmp)
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start step9");
+    let wchan = format!("/proc/{}/wchan", child.id());
+    let deadline = Instant::now() + LIMIT;
+    // Bounded poll for the condition: the program sleeps in a write to the full pipe.
+    while !std::fs::read_to_string(&wchan)
+        .unwrap_or_default()
+        .contains("pipe_write")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "step 9 never blocked on its output"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let made: Vec<_> = std::fs::read_dir(&tmp).expect("read dir").collect();
+    assert_eq!(made.len(), 1, "step 9 made its directory");
+    let status = Command::new("kill")
+        .args(["-2", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let code = testkit::process::wait_with_limit(&mut child, LIMIT);
+    drop(reader);
+    assert_eq!(code, Some(0), "Ctrl-C stops it cleanly");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert!(left.is_empty(), "nothing left behind: {left:?}");
+    std::fs::remove_dir(&tmp).expect("clean up");
+}

@@ -61,6 +61,19 @@ pub fn run_command(mut command: Command, limit: Duration) -> Finished {
     Finished { output, code }
 }
 
+/// A standard input that holds `text` and then ends, for [`run_command`]: e.g. "\n" for a
+/// program that waits for Enter (at end of input alone it would wait for a signal).
+pub fn input(text: &str) -> std::process::Stdio {
+    use std::io::Write;
+    let (reader, mut writer) = std::io::pipe().expect("a pipe");
+    // A few bytes fit in the pipe's buffer: this write never blocks.
+    writer
+        .write_all(text.as_bytes())
+        .expect("write to the pipe");
+    drop(writer);
+    reader.into()
+}
+
 /// What a finished program printed on each stream, kept apart.
 #[derive(Debug)]
 pub struct Separate {

@@ -53,6 +53,21 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
+    trace_network_with_input(test, program, args, "", limit)
+}
+
+/// Like [`trace_network`], with `input` on the program's standard input (then end of input).
+pub fn trace_network_with_input<I, S>(
+    test: &str,
+    program: &Path,
+    args: I,
+    input: &str,
+    limit: Duration,
+) -> Option<Traced>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     let Some(strace) = crate::which("strace") else {
         crate::skip(test, "strace is not installed (.ci/run installs it)");
         return None;
@@ -64,6 +79,9 @@ where
         .arg(&log)
         .arg(program)
         .args(args);
+    if !input.is_empty() {
+        command.stdin(crate::process::input(input));
+    }
     let run = run_command(command, limit);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);

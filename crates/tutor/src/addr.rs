@@ -1,7 +1,7 @@
 //! From `--host`, `--port` and `--path` to a socket address, and addresses as the lessons
 //! print them.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 use std::path::Path;
 
 use socket2::SockAddr;
@@ -39,6 +39,14 @@ pub fn endpoint(
         return unix(path);
     }
     let host = host.unwrap_or(default_host(family));
+    // `[::1]` is how the programs print an IPv6 address (`[::1]:8080`): take it back.
+    let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) => inner,
+        None => host,
+    };
+    if let Some((ip, zone)) = host.split_once('%') {
+        return zoned(family, host, ip, zone, port);
+    }
     let ip = if host.is_empty() {
         say.note("an empty --host means every local address, as '' does in Python");
         match family {
@@ -50,15 +58,67 @@ pub fn endpoint(
     } else {
         resolve(say, family, host)?
     };
+    let shown = printable(host);
     match (family, ip) {
         (Family::Ipv4, IpAddr::V6(_)) => Err(Failure::Usage(format!(
-            "--host {host} is an IPv6 address, but --family is ipv4; add --family ipv6"
+            "--host {shown} is an IPv6 address, but --family is ipv4; add --family ipv6"
         ))),
         (Family::Ipv6, IpAddr::V4(_)) => Err(Failure::Usage(format!(
-            "--host {host} is an IPv4 address, but --family is ipv6; use an IPv6 address such as ::1"
+            "--host {shown} is an IPv4 address, but --family is ipv6; use an IPv6 address such as ::1"
         ))),
         _ => Ok(SockAddr::from(SocketAddr::new(ip, port))),
     }
+}
+
+/// An IPv6 address with a zone (`fe80::1%lo`, `fe80::1%2`): the zone names the interface a
+/// link-local address belongs to, and becomes the address's scope id.
+fn zoned(family: Family, host: &str, ip: &str, zone: &str, port: u16) -> Result<SockAddr, Failure> {
+    let shown = printable(host);
+    let Ok(ip) = ip.parse::<Ipv6Addr>() else {
+        return Err(Failure::Usage(format!(
+            "--host {shown}: a zone (%...) follows an IPv6 address only, as in fe80::1%lo"
+        )));
+    };
+    if family != Family::Ipv6 {
+        return Err(Failure::Usage(format!(
+            "--host {shown} is an IPv6 address, but --family is {family}; add --family ipv6"
+        )));
+    }
+    let scope = match zone.parse::<u32>() {
+        Ok(index) => index,
+        Err(_) if !zone.is_empty() && !zone.contains('\0') => {
+            nix::net::if_::if_nametoindex(zone).map_err(|_| {
+                Failure::Usage(format!(
+                    "--host {shown}: this machine has no network interface named '{}' (`ip link` lists them)",
+                    printable(zone)
+                ))
+            })?
+        }
+        Err(_) => {
+            return Err(Failure::Usage(format!(
+                "--host {shown}: the zone after % must name an interface, as in fe80::1%lo"
+            )));
+        }
+    };
+    Ok(SockAddr::from(SocketAddrV6::new(ip, port, 0, scope)))
+}
+
+/// User text (a host name, a path) made safe to print: control characters are written as
+/// escapes (`\n`, `\x1b`), so an error stays one line and no terminal escape sequence
+/// reaches the terminal.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A unix-domain socket address for `path`. A path longer than `sun_path` holds is a usage
@@ -67,7 +127,7 @@ pub fn unix(path: &Path) -> Result<SockAddr, Failure> {
     SockAddr::unix(path).map_err(|_| {
         Failure::Usage(format!(
             "--path {} is {} bytes long; a unix socket path holds at most 107 bytes",
-            path.display(),
+            printable(&path.display().to_string()),
             path.as_os_str().len()
         ))
     })
@@ -75,9 +135,10 @@ pub fn unix(path: &Path) -> Result<SockAddr, Failure> {
 
 /// Resolves a host name to an address of `family`, narrating the lookup.
 fn resolve(say: &Narrator, family: Family, host: &str) -> Result<IpAddr, Failure> {
+    let shown = printable(host);
     say.call_lib(
-        format!("getaddrinfo(\"{host}\")"),
-        format!("(\"{host}\", 0).to_socket_addrs()"),
+        format!("getaddrinfo(\"{shown}\")"),
+        format!("(\"{shown}\", 0).to_socket_addrs()"),
     );
     let found: Vec<SocketAddr> = match (host, 0).to_socket_addrs() {
         Ok(found) => found.collect(),
@@ -122,13 +183,24 @@ pub fn show(address: &SockAddr) -> String {
         return inet.to_string();
     }
     if let Some(path) = address.as_pathname() {
-        return path.display().to_string();
+        return printable(&path.display().to_string());
     }
     if address.is_unnamed() {
         return "(unnamed)".to_owned();
     }
     if let Some(name) = address.as_abstract_namespace() {
-        return format!("@{}", String::from_utf8_lossy(name));
+        return format!("@{}", printable(&String::from_utf8_lossy(name)));
     }
     "(unknown address)".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("/tmp/a\nb\x1b[31m"), "/tmp/a\\nb\\u{1b}[31m");
+        assert_eq!(printable("plain"), "plain");
+    }
 }

@@ -147,6 +147,35 @@ impl ServerAddress {
     }
 }
 
+/// A count such as `--max-clients`: a whole number from 1 up. Zero and anything past the
+/// type's limit get a sentence a person can read instead of clap's `0 is not in
+/// 1..18446744073709551615`.
+pub fn count<T>(text: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialEq + From<u8> + fmt::Display + Bounded,
+{
+    let too_big = || format!("{text} is too large: at most {}", T::MAX_VALUE);
+    match text.trim().parse::<T>() {
+        Ok(n) if n == T::from(0) => {
+            Err("0 would stop before the first one: give 1 or more, or leave the flag out to run until a signal stops the program".into())
+        }
+        Ok(n) => Ok(n),
+        Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => Err(too_big()),
+        Err(_) => Err(format!("'{}' is not a whole number (1 or more)", crate::addr::printable(text))),
+    }
+}
+
+/// The largest value of an unsigned integer type, for [`count`]'s message.
+pub trait Bounded {
+    const MAX_VALUE: Self;
+}
+impl Bounded for u32 {
+    const MAX_VALUE: u32 = u32::MAX;
+}
+impl Bounded for u64 {
+    const MAX_VALUE: u64 = u64::MAX;
+}
+
 /// Parses the command line into `C`. `--help` and `--version` print and exit 0; a bad
 /// command line prints one line on stderr and exits with code 2. Never panics.
 pub fn parse_args<C: Parser>() -> C {
@@ -159,7 +188,10 @@ pub fn parse_args<C: Parser>() -> C {
                 | ErrorKind::DisplayVersion
                 | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => err.exit(),
                 _ => {
-                    eprintln!("{}", one_line(&err.render().to_string()));
+                    // A closed stderr must not turn a usage error (exit 2) into a panic.
+                    use std::io::Write;
+                    let line = crate::addr::printable(&one_line(&err.render().to_string()));
+                    let _ = writeln!(std::io::stderr().lock(), "{line}");
                     std::process::exit(2);
                 }
             }
@@ -259,6 +291,22 @@ mod tests {
         assert_eq!(
             one_line(rendered),
             "error: invalid value 'ipx' for '--family <FAMILY>' [possible values: ipv4, ipv6, unix] (see --help)"
+        );
+    }
+
+    #[test]
+    fn a_count_of_zero_is_refused_in_words() {
+        let zero = count::<u64>("0").expect_err("0 is refused");
+        assert!(
+            zero.contains("1 or more") && !zero.contains("18446744073709551615"),
+            "{zero}"
+        );
+        assert_eq!(count::<u32>("3"), Ok(3));
+        assert!(count::<u32>("x").is_err());
+        assert!(
+            count::<u32>("99999999999")
+                .expect_err("too big")
+                .contains("at most")
         );
     }
 

@@ -76,6 +76,33 @@ pub fn describe(error: &io::Error) -> String {
     format!("{} ({})", error_name(error), os_message(error))
 }
 
+/// Like [`hint`], for a call as narrated (`bind(3, /tmp/x.sock)`): the address tells a unix
+/// socket's path from an IP address, and the same errno can mean different things for them
+/// (EACCES on a path is about the directory's permissions, not about a privileged port).
+pub fn hint_for_call(call: &str, error: &io::Error) -> (&'static str, Option<&'static str>) {
+    let name = call.split('(').next().unwrap_or(call);
+    let address = call
+        .split_once(", ")
+        .map(|(_, rest)| rest.strip_suffix(')').unwrap_or(rest));
+    let on_a_path =
+        address.is_some_and(|a| a.parse::<std::net::SocketAddr>().is_err() && a != "(unnamed)");
+    match (name, error.raw_os_error()) {
+        ("bind", Some(libc::EACCES)) if on_a_path => (
+            "a unix socket's file is created in its directory: that needs write and search (x) permission on the directory of --path; choose a directory you may write to, such as /tmp",
+            Some("lessons/02-bind.md"),
+        ),
+        ("bind", Some(libc::EADDRINUSE)) if on_a_path => (
+            "something already has that path (a socket file, bound or left behind, or any other file); bind only creates a new file: choose another path, or remove the file if you know it is a stale socket of yours",
+            Some("lessons/02-bind.md"),
+        ),
+        ("connect", Some(libc::EACCES)) if on_a_path => (
+            "connecting to a unix socket needs write permission on the socket file and search (x) permission on every directory of its path",
+            Some("lessons/07-connect.md"),
+        ),
+        _ => hint(name, error),
+    }
+}
+
 /// What to do about an error, and which lesson explains it. `call` is the name of the system
 /// call that failed (`bind`, `connect`, ...): the same errno can mean different things.
 pub fn hint(call: &str, error: &io::Error) -> (&'static str, Option<&'static str>) {
@@ -100,7 +127,7 @@ pub fn hint(call: &str, error: &io::Error) -> (&'static str, Option<&'static str
             BIND,
         ),
         ("bind", libc::EACCES) => (
-            "ports below net.ipv4.ip_unprivileged_port_start (usually 1024) need root or CAP_NET_BIND_SERVICE, and a unix socket needs write permission on its directory; use a higher --port",
+            "ports below net.ipv4.ip_unprivileged_port_start (usually 1024) need root or CAP_NET_BIND_SERVICE; use a higher --port (0 lets the kernel choose)",
             BIND,
         ),
         ("bind", libc::ENOENT) => (
@@ -108,7 +135,7 @@ pub fn hint(call: &str, error: &io::Error) -> (&'static str, Option<&'static str
             BIND,
         ),
         ("bind", libc::EINVAL) => (
-            "this socket is already bound; a socket gets an address once",
+            "the address is not valid for this socket: a socket gets an address once (is it already bound?), and an IPv6 link-local address (fe80::...) needs its interface as a zone, e.g. --host fe80::1%eth0",
             BIND,
         ),
         ("listen", libc::EOPNOTSUPP) => (
@@ -222,5 +249,27 @@ mod tests {
         let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
         assert!(hint("connect", &refused).0.contains("reset"));
         assert!(hint("recvfrom", &refused).0.contains("ICMP"));
+    }
+
+    #[test]
+    fn eacces_on_a_unix_path_is_about_the_directory_not_the_port() {
+        let e = io::Error::from_raw_os_error(libc::EACCES);
+        let (on_path, _) = hint_for_call("bind(3, /srv/locked/app.sock)", &e);
+        assert!(
+            on_path.contains("directory") && !on_path.contains("--port"),
+            "{on_path}"
+        );
+        let (on_port, _) = hint_for_call("bind(3, 127.0.0.1:80)", &e);
+        assert!(on_port.contains("--port"), "{on_port}");
+        let (on_v6, _) = hint_for_call("bind(3, [::1]:80)", &e);
+        assert!(on_v6.contains("--port"), "{on_v6}");
+    }
+
+    #[test]
+    fn einval_at_bind_does_not_claim_the_socket_is_bound() {
+        let e = io::Error::from_raw_os_error(libc::EINVAL);
+        let (text, _) = hint_for_call("bind(3, [fe80::1]:0)", &e);
+        assert!(!text.starts_with("this socket is already bound"), "{text}");
+        assert!(text.contains("zone"), "{text}");
     }
 }

@@ -203,8 +203,7 @@ impl Narrator {
     /// An error the last call returned, narrated without ending the step: for demos that
     /// provoke an error on purpose. The hint follows as a note.
     pub fn error(&self, error: &io::Error) {
-        let call = self.last_call_name();
-        let (hint, _) = explain::hint(&call, error);
+        let (hint, _) = explain::hint_for_call(&self.last_call.borrow(), error);
         let mut lines = vec![(Paint::Error, self.error_result(error))];
         if !hint.is_empty() {
             lines.push((Paint::Note, format!("   {hint}")));
@@ -255,8 +254,7 @@ impl Narrator {
         let line = match failure {
             Failure::Usage(message) => format!("error: {message} (see --help)"),
             Failure::Socket { call, error } => {
-                let name = call.split('(').next().unwrap_or(call);
-                let (hint, lesson) = explain::hint(name, error);
+                let (hint, lesson) = explain::hint_for_call(call, error);
                 let hint = if hint.is_empty() {
                     String::new()
                 } else {
@@ -279,17 +277,17 @@ impl Narrator {
                 format!("error: {message}; see {}", self.step.lesson)
             }
         };
+        // Host names and paths came from the user: one line, no terminal escapes.
+        let line = crate::addr::printable(&line);
         let line = if self.color_stderr {
             line.red().bold().to_string()
         } else {
             line
         };
-        eprintln!("{line}");
-    }
-
-    fn last_call_name(&self) -> String {
-        let call = self.last_call.borrow();
-        call.split('(').next().unwrap_or("").to_owned()
+        // A closed stderr must not turn this error (exit 1) into a panic (exit 101).
+        let mut err = io::stderr().lock();
+        let _ = writeln!(err, "{line}");
+        let _ = err.flush();
     }
 
     fn error_result(&self, error: &io::Error) -> String {
@@ -308,7 +306,14 @@ impl Narrator {
         let mut block = String::new();
         for (paint, text) in lines {
             block.push_str(&prefix);
-            block.push_str(&self.paint(*paint, text));
+            // Line breaks inside a text are the narration's own; any other control
+            // character came from the user (a path, a host name) and is shown escaped.
+            let text = text
+                .split('\n')
+                .map(crate::addr::printable)
+                .collect::<Vec<_>>()
+                .join("\n");
+            block.push_str(&self.paint(*paint, &text));
             block.push('\n');
         }
         if let Some(record) = &self.record {

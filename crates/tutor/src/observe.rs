@@ -185,10 +185,22 @@ pub fn netstat_counter(group: &str, name: &str) -> Option<u64> {
         })
 }
 
-/// Blocks until the learner presses Enter, or until standard input ends.
+/// Blocks until the learner presses Enter. If standard input ends first (`</dev/null`, a
+/// script, a background job), there will never be an Enter: the program keeps waiting, and a
+/// signal (Ctrl-C, SIGTERM, SIGHUP: see [`crate::interrupt`]) stops it.
 pub fn wait_for_enter() {
     let mut line = String::new();
-    let _ = io::stdin().lock().read_line(&mut line);
+    match io::stdin().lock().read_line(&mut line) {
+        Ok(n) if n > 0 => {}
+        _ => {
+            crate::outln!(
+                "   standard input ended: no Enter will come, so this waits for Ctrl-C (or SIGTERM, SIGHUP)"
+            );
+            loop {
+                std::thread::park();
+            }
+        }
+    }
 }
 
 #[cfg(test)]

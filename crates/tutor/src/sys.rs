@@ -113,7 +113,10 @@ pub fn close(fd: i32) -> String {
 /// `unlink("/tmp/x.sock")`: removing a unix socket's file (a file-system call, made with
 /// `std::fs::remove_file`).
 pub fn unlink(path: &std::path::Path) -> String {
-    format!("unlink(\"{}\")", path.display())
+    format!(
+        "unlink(\"{}\")",
+        crate::addr::printable(&path.display().to_string())
+    )
 }
 
 /// How many bytes of data a narration shows, as `strace -s 32` does.
