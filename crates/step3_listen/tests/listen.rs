@@ -258,9 +258,11 @@ fn a_capped_backlog_prints_only_the_numbers_the_kernel_applies() {
         return;
     }
     let asked_numbers = [asked + 1, asked + 3].map(|n| n.to_string());
-    // The live view, whose stdin is closed: it says what it would watch, and stops.
-    let live = run(step3(), ["--backlog", &asked.to_string()], LIMIT);
-    assert_eq!(live.code, Some(0), "{}", live.output);
+    // The live view: it says what it watches, and stops on SIGTERM.
+    let mut running = Running::start(step3(), ["--backlog", &asked.to_string()]);
+    running.expect_line("and watch the queue", LIMIT);
+    running.signal(15);
+    let live = running.finish(LIMIT);
     let port = live
         .lines_with("ready: listening on 127.0.0.1:")
         .next()
