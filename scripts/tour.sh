@@ -21,6 +21,7 @@ steps=(
   step8_udp
   step9_stream_vs_dgram
   step10_many_clients
+  step11_framing
 )
 
 pause=false

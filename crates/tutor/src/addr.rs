@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 use std::path::Path;
 
+pub use crate::show::{address as show, printable};
 use socket2::SockAddr;
 
 use crate::{Failure, Family, Narrator};
@@ -103,24 +104,6 @@ fn zoned(family: Family, host: &str, ip: &str, zone: &str, port: u16) -> Result<
     Ok(SockAddr::from(SocketAddrV6::new(ip, port, 0, scope)))
 }
 
-/// User text (a host name, a path) made safe to print: control characters are written as
-/// escapes (`\n`, `\x1b`), so an error stays one line and no terminal escape sequence
-/// reaches the terminal.
-pub fn printable(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_owned();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// A unix-domain socket address for `path`. A path longer than `sun_path` holds is a usage
 /// error: the kernel would never see it.
 pub fn unix(path: &Path) -> Result<SockAddr, Failure> {
@@ -174,24 +157,6 @@ fn resolve(say: &Narrator, family: Family, host: &str) -> Result<IpAddr, Failure
             message: format!("No address associated with hostname for --family {family}"),
         }),
     }
-}
-
-/// An address as the lessons print it: `127.0.0.1:8080`, `[::1]:8080`, a unix socket's path,
-/// or `(unnamed)` for a unix socket without a name.
-pub fn show(address: &SockAddr) -> String {
-    if let Some(inet) = address.as_socket() {
-        return inet.to_string();
-    }
-    if let Some(path) = address.as_pathname() {
-        return printable(&path.display().to_string());
-    }
-    if address.is_unnamed() {
-        return "(unnamed)".to_owned();
-    }
-    if let Some(name) = address.as_abstract_namespace() {
-        return format!("@{}", printable(&String::from_utf8_lossy(name)));
-    }
-    "(unknown address)".to_owned()
 }
 
 #[cfg(test)]

@@ -43,6 +43,12 @@ pub trait Pause {
     fn before(&self);
     /// Just after the call, before its result is printed.
     fn after(&self);
+    /// Just after the call, knowing whether it succeeded: what [`Call::make`] calls. By
+    /// default the same as [`after`](Pause::after).
+    fn after_result(&self, succeeded: bool) {
+        let _ = succeeded;
+        self.after();
+    }
 }
 
 /// No pause.
@@ -89,7 +95,7 @@ impl<'a> Call<'a> {
                 other => break other,
             }
         };
-        pause.after();
+        pause.after_result(result.is_ok());
         result
     }
 
@@ -222,6 +228,9 @@ impl Shown for Option<io::Error> {
 /// - `narrate!(say, drop(socket))`: the `close` that dropping a socket makes (evaluates to
 ///   `()`: Drop reports nothing).
 ///
+/// In the first three, `socket` may be a `Socket` or a `&Socket` (a function that is lent a
+/// connection narrates its calls too).
+///
 /// Any of the first three may end with `, pause` (a [`Pause`], e.g. a demo's
 /// `turns.at(moment)`), run just before and after the call.
 #[macro_export]
@@ -253,15 +262,15 @@ macro_rules! narrate {
         let say: &$crate::Narrator = &$say;
         let call = $crate::call::Call::start(
             say,
-            || $crate::strace::read(&$socket, &$buf),
+            || $crate::strace::read(&::std::os::fd::AsFd::as_fd(&$socket), &$buf),
             concat!("(&", stringify!($socket), ").read(&mut ", stringify!($buf), ")"),
         );
         let result = call.make(&$crate::narrate!(@pause $($pause)?), || {
-            ::std::io::Read::read(&mut &$socket, &mut $buf)
+            ::std::io::Read::read(&mut ::std::borrow::Borrow::<::socket2::Socket>::borrow(&$socket), &mut $buf)
         });
         call.finish_with(
             result,
-            || $crate::strace::read(&$socket, &$buf),
+            || $crate::strace::read(&::std::os::fd::AsFd::as_fd(&$socket), &$buf),
             |&n: &usize| format!("{n}: {}", $crate::strace::bytes(&$buf[..n])),
         )
     }};
@@ -269,11 +278,11 @@ macro_rules! narrate {
         let say: &$crate::Narrator = &$say;
         let call = $crate::call::Call::start(
             say,
-            || $crate::strace::$method(&$socket $(, $arg)*),
+            || $crate::strace::$method(&::std::os::fd::AsFd::as_fd(&$socket) $(, $arg)*),
             concat!(stringify!($socket), ".", stringify!($method), "(", stringify!($($arg),*), ")"),
         );
         let result = call.make(&$crate::narrate!(@pause $($pause)?), || $socket.$method($($arg),*));
-        call.finish(result, || $crate::strace::$method(&$socket $(, $arg)*))
+        call.finish(result, || $crate::strace::$method(&::std::os::fd::AsFd::as_fd(&$socket) $(, $arg)*))
     }};
     (@pause) => { () };
     (@pause $pause:expr) => { $pause };
@@ -342,5 +351,26 @@ mod tests {
                 "drop(sock)",
             ]
         );
+    }
+    /// A function that is lent a socket (`&Socket`) narrates its calls as the owner would.
+    fn send_and_read(say: &Narrator, socket: &Socket, peer: &Socket) -> Result<usize, Failure> {
+        narrate!(say, socket.send(b"ping"))?;
+        let mut buf = [0u8; 8];
+        narrate!(say, (&peer).read(&mut buf))
+    }
+
+    #[test]
+    fn a_lent_socket_narrates_too() {
+        use std::os::fd::AsRawFd;
+        let say = Narrator::new(&STEP, crate::ColorWhen::Never).recording();
+        let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM, None).expect("a pair");
+        assert_eq!(send_and_read(&say, &a, &b).expect("ping"), 4);
+        let text = say.recorded();
+        assert!(
+            text.contains(&format!("-> sendto({}, \"ping\", 4, 0)", a.as_raw_fd())),
+            "{text}"
+        );
+        assert!(text.contains("socket2: (&peer).read(&mut buf)"), "{text}");
+        assert!(text.contains("<- 4: \"ping\""), "{text}");
     }
 }

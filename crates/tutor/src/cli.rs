@@ -68,32 +68,7 @@ impl fmt::Display for SockType {
     }
 }
 
-/// `--color`: when to colour the output.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum ColorWhen {
-    /// Colour when the output is a terminal and NO_COLOR is not set
-    #[default]
-    Auto,
-    /// Always colour, even into a pipe or with NO_COLOR set
-    Always,
-    /// Never colour
-    Never,
-}
-
-impl ColorWhen {
-    /// Whether to colour a stream that is (or is not) a terminal. An explicit `always` or
-    /// `never` wins over the `NO_COLOR` environment variable; `auto` honours it.
-    pub fn enabled(self, is_terminal: bool) -> bool {
-        match self {
-            ColorWhen::Always => true,
-            ColorWhen::Never => false,
-            ColorWhen::Auto => {
-                let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-                is_terminal && !no_color
-            }
-        }
-    }
-}
+pub use crate::narrate::ColorWhen;
 
 /// Where a server puts its socket: `--family`, `--host`, `--port`, `--path`. Flatten it into
 /// a step's command line with `#[command(flatten)]`, then call [`ServerAddress::resolve`].

@@ -191,6 +191,51 @@ pub fn owned_bind<E>(
     Ok(())
 }
 
+/// The pause for a narrated bind that records its socket file, as [`owned_bind`] does:
+/// `narrate!(say, listener.bind(&address), interrupt::owning(&address))?`. The record is
+/// locked only around the system call itself (not while the narration prints), and the file
+/// is recorded only if the bind succeeded: after an EADDRINUSE the file there is another's.
+pub fn owning(address: &socket2::SockAddr) -> Owning<'_> {
+    Owning {
+        address,
+        held: std::cell::RefCell::new(None),
+    }
+}
+
+/// A bind's pause that records the socket file it creates ([`owning`]).
+pub struct Owning<'a> {
+    address: &'a socket2::SockAddr,
+    held: std::cell::RefCell<Option<std::sync::MutexGuard<'static, Vec<Owned>>>>,
+}
+
+impl crate::call::Pause for Owning<'_> {
+    fn before(&self) {
+        *self.held.borrow_mut() = Some(SOCKET_FILES.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    fn after(&self) {
+        self.after_result(false);
+    }
+
+    fn after_result(&self, succeeded: bool) {
+        let Some(mut files) = self.held.borrow_mut().take() else {
+            return;
+        };
+        if succeeded
+            && let Some(path) = self.address.as_pathname()
+            && let Ok(meta) = std::fs::symlink_metadata(path)
+            && meta.file_type().is_socket()
+        {
+            files.retain(|owned| owned.path != path);
+            files.push(Owned {
+                path: path.to_owned(),
+                dev: meta.dev(),
+                ino: meta.ino(),
+            });
+        }
+    }
+}
+
 /// Forgets a socket file: the step has removed it itself, or keeps it on purpose.
 pub fn forget(path: &Path) {
     let mut files = SOCKET_FILES.lock().unwrap_or_else(|e| e.into_inner());
@@ -322,6 +367,12 @@ fn rmdir_if_ours(owned: &Owned) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    static STEP: crate::Step = crate::Step {
+        number: 0,
+        crate_name: "tutor",
+        title: "test",
+        lesson: "lessons/README.md",
+    };
     use super::*;
 
     fn temp_path(name: &str) -> PathBuf {
@@ -335,6 +386,27 @@ mod tests {
             .expect("a socket");
         owned_bind(&address, || socket.bind(&address)).expect("bind");
         (socket, address)
+    }
+
+    #[test]
+    fn a_narrated_bind_records_its_file_and_a_refused_one_does_not() {
+        use socket2::{Domain, Socket, Type};
+        let say = crate::Narrator::new(&STEP, crate::ColorWhen::Never).recording();
+        let path = temp_path("narrated");
+        let address = socket2::SockAddr::unix(&path).expect("a unix address");
+        let first = Socket::new(Domain::UNIX, Type::STREAM, None).expect("a socket");
+        crate::narrate!(say, first.bind(&address), owning(&address)).expect("bind");
+        assert!(still_ours(&path), "the bound file is recorded");
+        forget(&path);
+        let second = Socket::new(Domain::UNIX, Type::STREAM, None).expect("a socket");
+        let refused = crate::narrate!(say, second.bind(&address), owning(&address));
+        assert_eq!(refused.expect_err("in use").errno(), Some(libc::EADDRINUSE));
+        assert!(
+            !still_ours(&path),
+            "a file this bind did not make is not recorded"
+        );
+        assert!(say.recorded().contains("socket2: first.bind(&address)"));
+        std::fs::remove_file(&path).expect("clean up");
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod interrupt;
 pub mod narrate;
 pub mod observe;
 pub mod per_client;
+pub mod show;
 pub mod strace;
 pub mod sys;
 pub mod turns;

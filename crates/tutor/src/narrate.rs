@@ -21,8 +21,36 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use colored::Colorize;
 use socket2::{Domain, Protocol, Type};
 
-use crate::cli::{self, ColorWhen};
+use crate::cli;
 use crate::{Failure, Step, explain};
+use clap::ValueEnum;
+
+/// `--color`: when to colour the output.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// Colour when the output is a terminal and NO_COLOR is not set
+    #[default]
+    Auto,
+    /// Always colour, even into a pipe or with NO_COLOR set
+    Always,
+    /// Never colour
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether to colour a stream that is (or is not) a terminal. An explicit `always` or
+    /// `never` wins over the `NO_COLOR` environment variable; `auto` honours it.
+    pub fn enabled(self, is_terminal: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+                is_terminal && !no_color
+            }
+        }
+    }
+}
 
 /// Prints what a step does. Cheap to clone; give each thread its own with [`Narrator::actor`].
 #[derive(Clone, Debug)]
@@ -239,7 +267,7 @@ impl Narrator {
     /// reached (`what` is `listening on` for a stream server, `bound to` for a datagram one).
     /// The pid is for `/proc/PID/...` and `strace -p PID` (pgrep cuts names at 15 characters).
     pub fn ready(&self, what: &str, address: &socket2::SockAddr) {
-        let (address, pid) = (crate::addr::show(address), std::process::id());
+        let (address, pid) = (crate::show::address(address), std::process::id());
         self.emit(&[(Paint::Ok, format!("ready: {what} {address} (pid {pid})"))]);
     }
 
@@ -278,7 +306,7 @@ impl Narrator {
             }
         };
         // Host names and paths came from the user: one line, no terminal escapes.
-        let line = crate::addr::printable(&line);
+        let line = crate::show::printable(&line);
         let line = if self.color_stderr {
             line.red().bold().to_string()
         } else {
@@ -310,7 +338,7 @@ impl Narrator {
             // character came from the user (a path, a host name) and is shown escaped.
             let text = text
                 .split('\n')
-                .map(crate::addr::printable)
+                .map(crate::show::printable)
                 .collect::<Vec<_>>()
                 .join("\n");
             block.push_str(&self.paint(*paint, &text));

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Type};
 
-use crate::addr::show;
+use crate::show::address as show;
 
 /// `socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_TCP)`. socket2 adds `SOCK_CLOEXEC` on
 /// Linux, so the narration does too.
@@ -398,6 +398,11 @@ pub fn type_name(ty: Type) -> &'static str {
     } else {
         "SOCK_?"
     }
+}
+
+/// `setsockopt(3, SOL_TCP, TCP_CORK, 1)`: hold partial segments until uncorked (Linux).
+pub fn set_tcp_cork(socket: &impl AsRawFd, on: bool) -> String {
+    setsockopt(socket, "SOL_TCP", "TCP_CORK", u8::from(on))
 }
 
 #[cfg(test)]

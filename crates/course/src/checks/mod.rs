@@ -22,6 +22,9 @@ mod udp_client;
 mod udp_server;
 mod watch;
 
+// Step 11.
+mod frames;
+
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -48,6 +51,7 @@ pub fn find(name: &str) -> Option<Check> {
         "08_udp_client" => udp_client::check,
         "09_lengths" => lengths::check,
         "10_many_clients" => many_clients::check,
+        "11_frames" => frames::check,
         _ => return None,
     };
     Some(check)
