@@ -100,7 +100,8 @@ fn listen(narrator: &Narrator, cli: &Cli) -> Result<(), Failure> {
         interrupt::remove_socket_file(say, &address);
         return Err(failure);
     }
-    explain_backlog(say, backlog);
+    // From here on, every number printed is the backlog the kernel applies.
+    let applied = explain_backlog(say, cli.backlog);
 
     // 3. Which port? (With --port 0 the kernel chose it at bind.)
     let local = narrate!(say, listener.local_addr())?;
@@ -108,11 +109,11 @@ fn listen(narrator: &Narrator, cli: &Cli) -> Result<(), Failure> {
 
     // 4. Nobody calls accept(). Watch the queue, or fill it with our own clients.
     let clients = if cli.demo {
-        let count = cli.clients.unwrap_or(cli.backlog + 3);
+        let count = cli.clients.unwrap_or(applied + 3);
         let timeout = Duration::from_millis(cli.timeout_ms);
-        demo::fill_the_queue(narrator, &local, cli.backlog, count, timeout)?
+        demo::fill_the_queue(narrator, &local, applied, count, timeout)?
     } else {
-        watch_the_queue(say, &local, cli.backlog);
+        watch_the_queue(say, &local, applied);
         Vec::new()
     };
 
@@ -124,17 +125,23 @@ fn listen(narrator: &Narrator, cli: &Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The backlog the kernel really uses: at most net.core.somaxconn.
-fn explain_backlog(say: &Narrator, backlog: i32) {
-    let somaxconn: Option<i32> = observe::sysctl("net.core.somaxconn").and_then(|v| v.parse().ok());
+/// The backlog the kernel really uses, and says so: at most net.core.somaxconn.
+fn explain_backlog(say: &Narrator, backlog: u32) -> u32 {
+    let somaxconn: Option<u32> = observe::sysctl("net.core.somaxconn").and_then(|v| v.parse().ok());
     match somaxconn {
-        Some(max) if backlog > max => say.note(format!(
-            "the kernel caps the backlog at net.core.somaxconn = {max}, silently: it uses {max}, not {backlog}"
-        )),
-        Some(max) => say.note(format!(
-            "backlog {backlog} (the kernel would cap it at net.core.somaxconn = {max})"
-        )),
-        None => {}
+        Some(max) if backlog > max => {
+            say.note(format!(
+                "the kernel caps the backlog at net.core.somaxconn = {max}, silently: it uses {max}, not {backlog}"
+            ));
+            max
+        }
+        Some(max) => {
+            say.note(format!(
+                "backlog {backlog} (the kernel would cap it at net.core.somaxconn = {max})"
+            ));
+            backlog
+        }
+        None => backlog,
     }
 }
 

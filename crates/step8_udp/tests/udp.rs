@@ -571,7 +571,7 @@ fn a_unix_demo_differs_where_the_kernel_knows_more() {
     let dir = out
         .lines_with("ready: bound to ")
         .next()
-        .and_then(|l| l.rsplit(' ').next())
+        .and_then(testkit::process::ready_address)
         .map(|p| PathBuf::from(p).parent().expect("a dir").to_path_buf())
         .expect("the server's path");
     assert!(

@@ -217,15 +217,14 @@ impl Narrator {
         self.emit(&lines);
     }
 
-    /// Announces that a server is ready for peers: `ready: listening on 127.0.0.1:40321`.
-    /// Tests and scripts wait for this line and read the address from its end, so every
-    /// server prints it once its socket can be reached (`what` is `listening on` for a stream
-    /// server, `bound to` for a datagram one).
+    /// Announces that a server is ready for peers, and which process it is:
+    /// `ready: listening on 127.0.0.1:40321 (pid 1234)`. Tests and scripts wait for this line
+    /// and read the address before the pid, so every server prints it once its socket can be
+    /// reached (`what` is `listening on` for a stream server, `bound to` for a datagram one).
+    /// The pid is for `/proc/PID/...` and `strace -p PID` (pgrep cuts names at 15 characters).
     pub fn ready(&self, what: &str, address: &socket2::SockAddr) {
-        self.emit(&[(
-            Paint::Ok,
-            format!("ready: {what} {}", crate::show::address(address)),
-        )]);
+        let (address, pid) = (crate::show::address(address), std::process::id());
+        self.emit(&[(Paint::Ok, format!("ready: {what} {address} (pid {pid})"))]);
     }
 
     /// A line of the story that is not about one call (`waiting for Enter ...`).
