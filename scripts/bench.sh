@@ -10,7 +10,12 @@
 #      64 KiB (--bufsize), as MB/s and as a bar chart; and iperf3 on the same loopback, when
 #      it is installed.
 #
-#   scripts/bench.sh [OUT]          # OUT defaults to bench/results.md
+#   scripts/bench.sh [OUT]          # OUT defaults to bench/mine/results.md
+#
+# Your run goes to bench/mine/ (git ignores it), beside the published run in bench/results.md,
+# which lesson 10 quotes: compare the two side by side. A run never replaces bench/results.md
+# (to publish one, copy it there by hand and update the lesson's numbers: a test checks that
+# they agree).
 #
 # Settings (environment): C=100 R=2000 S=64 BIG=10000 BULK_SECONDS=2 LIMIT=120 (seconds a
 # single run may take before it is stopped). Every run is bounded; the whole thing takes a
@@ -18,7 +23,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-out=${1:-bench/results.md}
+published=bench/results.md
+out=${1:-bench/mine/results.md}
+case $out in
+  -*) echo "usage: scripts/bench.sh [OUT]   (OUT defaults to bench/mine/results.md)" >&2; exit 2 ;;
+esac
+if [ -e "$out" ] && [ "$(realpath "$out")" = "$(realpath "$published")" ]; then
+  echo "bench: $published holds the published numbers that lesson 10 quotes; write your run elsewhere (the default is bench/mine/results.md)" >&2
+  exit 2
+fi
 C=${C:-100}
 R=${R:-2000}
 S=${S:-64}
@@ -29,9 +42,9 @@ LIMIT=${LIMIT:-120}
 say() { echo "bench: $*" >&2; }
 
 say "building step10_many_clients and loadgen in release mode"
-cargo build -q --release -p step10_many_clients -p loadgen
-server_bin=target/release/step10_many_clients
-loadgen=target/release/loadgen
+# Wherever cargo builds (./target or CARGO_TARGET_DIR): scripts/bin.sh asks cargo.
+server_bin=$(scripts/bin.sh --release step10_many_clients)
+loadgen=$(scripts/bin.sh --release loadgen)
 
 # --- descriptors: 10,000 connections need 10,000 descriptors in the server and as many in
 # the load generator (each process has its own limit).
@@ -84,7 +97,8 @@ start_server() {
     if [ "$tries" -ge 100 ]; then
       say "the server did not print its ready line within 10 s"; return 1
     fi
-    server_addr=$(sed -n 's/.*ready: listening on \([^ ]*\)$/\1/p' "$log" | head -1)
+    # "ready: listening on 127.0.0.1:40321 (pid 1234)": the address is the word after "on".
+    server_addr=$(sed -n 's/.*ready: listening on \([^ ]*\).*/\1/p' "$log" | head -1)
     tries=$((tries + 1))
     [ -n "$server_addr" ] || sleep 0.1
   done
@@ -280,4 +294,5 @@ fi
 mkdir -p "$(dirname "$out")"
 cp "$tmp/report.md" "$out"
 cat "$out"
-say "the table is in $out"
+say "your run is in $out; the published one is in $published. Side by side:"
+say "  diff -y -W 200 $published $out | less -S"

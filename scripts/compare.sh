@@ -4,7 +4,8 @@
 # Lesson: lessons/09-stream-vs-dgram.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -q -p step9_stream_vs_dgram
+# Wherever cargo builds (./target or CARGO_TARGET_DIR): scripts/bin.sh asks cargo.
+step9=$(scripts/bin.sh step9_stream_vs_dgram)
 families=("$@")
 if [ ${#families[@]} -eq 0 ]; then
     families=(ipv4 ipv6 unix)
@@ -12,9 +13,9 @@ fi
 for family in "${families[@]}"; do
     echo "== $family =="
     if command -v column >/dev/null; then
-        target/debug/step9_stream_vs_dgram --family "$family" --format tsv | column -t -s $'\t'
+        "$step9" --family "$family" --format tsv | column -t -s $'\t'
     else
-        target/debug/step9_stream_vs_dgram --family "$family" --format tsv
+        "$step9" --family "$family" --format tsv
     fi
     echo
 done

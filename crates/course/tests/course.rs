@@ -101,6 +101,39 @@ const WRONG: &[(&str, &str)] = &[
         "10_many_clients-spins_on_zero",
         "a loop that goes on after 0 spins for ever",
     ),
+    // Step 11.
+    (
+        "11_frames-allocates_first",
+        "it allocated a buffer for the length before checking it",
+    ),
+    (
+        "11_frames-one_recv_header",
+        "One recv() returns what has arrived, perhaps part of a header",
+    ),
+    (
+        "11_frames-no_maximum",
+        "the server waits for the 4294967295 bytes the header announces",
+    ),
+    // Step 12.
+    (
+        "12_try_each-first_only",
+        "it gave up after the first address was refused",
+    ),
+    (
+        "12_try_each-one_socket",
+        "it used the socket made for the first address",
+    ),
+    (
+        "12_try_each-exits_0",
+        "it exited with code 0 though no address connected",
+    ),
+    // Step 13.
+    ("13_patient_client-no_timeout", "no read timeout"),
+    ("13_patient_client-no_keepalive", "SO_KEEPALIVE is off"),
+    (
+        "13_patient_client-timeout_is_success",
+        "code 0 although no answer came",
+    ),
 ];
 
 fn root() -> PathBuf {

@@ -15,16 +15,14 @@
 //!   and an edge-triggered one (mio's) only when yet another client connects, so that the
 //!   queued ones could wait for nobody.
 
-use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::time::Duration;
 
-use mio::unix::SourceFd;
 use mio::{Interest, Poll};
-use tutor::{Failure, Narrator, explain, sys};
+use tutor::{Failure, Narrator, explain, strace};
 
-use crate::voice::Voice;
-use crate::{LISTENER, calls};
+use crate::epoll;
+use crate::poll::LISTENER;
 
 /// How long a model waits before it tries `accept()` again when nothing it holds can free a
 /// descriptor: a few attempts a second, not millions.
@@ -38,28 +36,44 @@ pub struct Shortage {
 }
 
 impl Shortage {
-    /// accept() on `listener_fd` failed with `error`, for want of a descriptor. `then` says
+    /// Whether `failure`, of accept(), says that no descriptor is left for a new connection
+    /// (see `tutor::per_client::is_out_of_descriptors`).
+    pub fn is_shortage(failure: &Failure) -> bool {
+        failure
+            .io_error()
+            .is_some_and(tutor::per_client::is_out_of_descriptors)
+    }
+
+    /// accept() on `listener` failed with `failure`, for want of a descriptor. `then` says
     /// what this model does until one is free.
-    pub fn began(&mut self, say: &Narrator, listener_fd: RawFd, error: &io::Error, then: &str) {
+    pub fn began(
+        &mut self,
+        say: &Narrator,
+        listener: &impl std::os::fd::AsRawFd,
+        failure: &Failure,
+        then: &str,
+    ) {
         if self.short {
             return;
         }
         self.short = true;
-        say.say(format_args!(
-            "{} failed with {}: no descriptor for a new connection (ulimit -n); it waits in the accept queue",
-            sys::accept(listener_fd),
-            explain::describe(error)
-        ));
+        if let Some(error) = failure.io_error() {
+            say.say(format_args!(
+                "{} failed with {}: no descriptor for a new connection (ulimit -n); it waits in the accept queue",
+                strace::accept(listener),
+                explain::describe(error)
+            ));
+        }
         say.note(then);
     }
 
-    /// The voice for the next accept(): as usual, but silent while a shortage is on, so
-    /// that the retries are not narrated one by one.
-    pub fn voice(&self, say: &Narrator, number: u64, budget: u64) -> Voice {
+    /// The narrator for the next accept(): `next` as usual, but unheard while a shortage is
+    /// on, so that the retries are not narrated one by one.
+    pub fn narrator(&self, next: &Narrator) -> Narrator {
         if self.short {
-            Voice::silent()
+            crate::clients::unheard(&next.quiet())
         } else {
-            Voice::within(say, number, budget)
+            crate::clients::unheard(next)
         }
     }
 
@@ -75,43 +89,20 @@ impl Shortage {
     }
 }
 
-/// Watches the listener again: epoll_ctl(EPOLL_CTL_ADD).
-pub fn watch_listener(voice: &Voice, poll: &Poll, listener_fd: RawFd) -> Result<(), Failure> {
-    let epfd = poll.as_raw_fd();
-    voice.call_via(
-        "mio",
-        || calls::epoll_ctl(epfd, "EPOLL_CTL_ADD", listener_fd, true, false, 0),
-        "poll.registry().register(&mut SourceFd(&listener_fd), LISTENER, Interest::READABLE)",
-    );
-    let registered =
-        poll.registry()
-            .register(&mut SourceFd(&listener_fd), LISTENER, Interest::READABLE);
-    match registered {
-        Ok(()) => {
-            voice.returned("0: the listener is watched again");
-            Ok(())
-        }
-        Err(error) => Err(voice.fail(
-            || calls::epoll_ctl(epfd, "EPOLL_CTL_ADD", listener_fd, true, false, 0),
-            error,
-        )),
-    }
+/// Watches the listener again: epoll_ctl(EPOLL_CTL_ADD). Registering it reports the
+/// connections already queued at once.
+pub fn watch_listener(say: &Narrator, poll: &Poll, listener_fd: RawFd) -> Result<(), Failure> {
+    epoll::register(say, poll, listener_fd, LISTENER, Interest::READABLE)?;
+    say.note("the listener is watched again");
+    Ok(())
 }
 
 /// Stops watching the listener: epoll_ctl(EPOLL_CTL_DEL).
-pub fn unwatch_listener(voice: &Voice, poll: &Poll, listener_fd: RawFd) -> Result<(), Failure> {
-    let epfd = poll.as_raw_fd();
-    let call = || calls::epoll_ctl(epfd, "EPOLL_CTL_DEL", listener_fd, false, false, 0);
-    voice.call_via(
-        "mio",
-        call,
-        "poll.registry().deregister(&mut SourceFd(&listener_fd))",
-    );
-    match poll.registry().deregister(&mut SourceFd(&listener_fd)) {
-        Ok(()) => {
-            voice.returned("0: the listener is not watched until a client leaves");
-            Ok(())
-        }
-        Err(error) => Err(voice.fail(call, error)),
-    }
+pub fn unwatch_listener(say: &Narrator, poll: &Poll, listener_fd: RawFd) -> Result<(), Failure> {
+    epoll::deregister(
+        say,
+        poll,
+        listener_fd,
+        ": the listener is not watched until a client leaves",
+    )
 }

@@ -471,7 +471,7 @@ fn beyond_the_narration_budget_what_is_printed_is_still_true() {
         let done = server.finish(LIMIT);
         assert_eq!(done.code, Some(0), "{model}: {}", done.output);
         assert!(
-            done.says("client 2 and later: served without narration (--narrate 1)"),
+            done.says("(the next clients are not shown: --narrate 1; a summary follows)"),
             "{}",
             done.output
         );
@@ -511,6 +511,33 @@ fn beyond_the_narration_budget_what_is_printed_is_still_true() {
                 "{model}: on {key}, narrated {calls:?} but strace saw {made:?}"
             );
         }
+    }
+}
+
+/// Past the budget a client is served in silence: not one of its calls is printed, not even
+/// the EAGAIN a non-blocking server meets at every turn (a quiet narrator would still show a
+/// failed call; the poll model's clients and the listener's empty queue would fill the
+/// output with them).
+#[test]
+fn past_the_budget_not_even_a_clients_eagain_is_printed() {
+    for model in MODELS {
+        let (server, address) = server(model, &["--narrate", "0", "--max-clients", "3"]);
+        for number in 0..3u64 {
+            let mut client = connect(address);
+            let data = payload(number, 100);
+            assert_eq!(round_trip(&mut client, &data), data, "{model}");
+        }
+        let done = server.finish(LIMIT);
+        assert_eq!(done.code, Some(0), "{model}: {}", done.output);
+        // Only the listener's set-up and close are narrated: no client's accept4, recvfrom
+        // or sendto.
+        let client_calls: Vec<&str> = ["-> accept4(", "-> recvfrom(", "-> sendto("]
+            .iter()
+            .flat_map(|call| done.lines_with(call))
+            .collect();
+        assert!(client_calls.is_empty(), "{model}: {client_calls:?}");
+        assert!(!done.says("<- -1 EAGAIN"), "{model}: {}", done.output);
+        assert!(done.says("served 3 clients"), "{model}: {}", done.output);
     }
 }
 

@@ -190,6 +190,25 @@ fn the_demo_shows_each_failure_and_the_nobody_run_gets_eacces() {
         "section 6"
     );
     assert!(out.says("is still there after close: binding it again fails"));
+    // The refused unix bind gets the hint about paths, not the one about ports.
+    let lines: Vec<&str> = out.output.lines().collect();
+    let unix_refusal = lines
+        .iter()
+        .rposition(|l| l.starts_with("<- -1 EADDRINUSE"))
+        .expect("section 6's refusal");
+    assert!(
+        lines[unix_refusal + 1].starts_with("   something already has that path"),
+        "{}",
+        lines[unix_refusal + 1]
+    );
+    // The printed Rust is the demo's own code: each socket closed by its own name.
+    for dropped in ["first", "second", "reuse_a", "reuse_b", "reuse_c"] {
+        assert!(
+            out.says(&format!("socket2: drop({dropped})")),
+            "{dropped}: {}",
+            out.output
+        );
+    }
 }
 
 #[test]

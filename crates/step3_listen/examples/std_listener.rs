@@ -1,7 +1,7 @@
 //! What `std::net::TcpListener::bind` does in one call, for lesson 3: run it under strace.
 //!
 //!     cargo build -q -p step3_listen --example std_listener
-//!     strace -e trace=%network target/debug/examples/std_listener
+//!     strace -e trace=%network $(scripts/bin.sh --example std_listener)
 
 use std::net::TcpListener;
 

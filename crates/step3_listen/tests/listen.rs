@@ -63,6 +63,22 @@ fn count_completed_handshakes(
     clients.len()
 }
 
+/// What the calls narrated with this Rust returned: the text after `<- ` on the line after
+/// each `socket2: RUST` line (an actor's name may start both lines).
+fn results_of(output: &str, rust: &str) -> Vec<String> {
+    let lines: Vec<&str> = output.lines().collect();
+    let call = format!("socket2: {rust}");
+    lines
+        .windows(2)
+        .filter(|pair| pair[0].trim_end().ends_with(&call))
+        .filter_map(|pair| {
+            pair[1]
+                .split_once("<- ")
+                .map(|(_, result)| result.to_owned())
+        })
+        .collect()
+}
+
 #[test]
 fn backlog_n_completes_n_plus_1_handshakes_and_the_next_gets_no_answer() {
     for backlog in 0..=3 {
@@ -101,10 +117,19 @@ fn the_demo_reports_backlog_plus_one_and_no_refusal() {
             out.output
         );
         assert!(out.says(&format!("accept queue: {} connection(s) waiting", n + 1)));
+        let connects = results_of(&out.output, "client.connect(address)");
+        assert_eq!(connects.len(), n as usize + 3, "{}", out.output);
         assert!(
-            out.says("<- 6: into the server's receive buffer"),
-            "data on a queued connection"
+            connects[..n as usize + 1].iter().all(|r| r == "0"),
+            "the first backlog + 1 connect: {connects:?}"
         );
+        assert_eq!(
+            results_of(&out.output, "client.send(b\"hello?\")"),
+            ["6"],
+            "data on a queued connection: {}",
+            out.output
+        );
+        assert!(out.says("into the server's receive buffer, though no program has accepted"));
         assert!(
             out.says("<- -1 ECONNRESET"),
             "closing the listener resets the queue"
@@ -240,6 +265,65 @@ fn the_kernel_caps_the_backlog_at_somaxconn() {
         "{}",
         out.output
     );
+}
+
+/// Above somaxconn, every number the program prints is the one the kernel applies: the cap,
+/// the cap + 1 it queues, the cap + 3 clients it suggests; never the backlog asked for.
+#[test]
+fn a_capped_backlog_prints_only_the_numbers_the_kernel_applies() {
+    let somaxconn: u32 = observe::sysctl("net.core.somaxconn")
+        .and_then(|v| v.parse().ok())
+        .expect("net.core.somaxconn");
+    let asked = somaxconn + 1000;
+    if asked > 65535 {
+        testkit::skip(
+            "a capped backlog's numbers",
+            "somaxconn leaves no room below the largest backlog the program takes",
+        );
+        return;
+    }
+    let asked_numbers = [asked + 1, asked + 3].map(|n| n.to_string());
+    // The live view: it says what it watches, and stops on SIGTERM.
+    let mut running = Running::start(step3(), ["--backlog", &asked.to_string()]);
+    running.expect_line("and watch the queue", LIMIT);
+    running.signal(15);
+    let live = running.finish(LIMIT);
+    let port = live
+        .lines_with("ready: listening on 127.0.0.1:")
+        .next()
+        .and_then(|l| l.split("127.0.0.1:").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .expect("a ready line")
+        .to_owned();
+    for want in [
+        format!("it uses {somaxconn}, not {asked}"),
+        format!("scripts/connect-many.sh {port} {}", somaxconn + 3),
+        format!("the kernel allows backlog + 1 = {}", somaxconn + 1),
+    ] {
+        assert!(live.says(&want), "no {want:?} in:\n{}", live.output);
+    }
+    // The demo, with one client: its summary counts with the cap too.
+    let demo = run(
+        step3(),
+        ["--demo", "--backlog", &asked.to_string(), "--clients", "1"],
+        LIMIT,
+    );
+    assert_eq!(demo.code, Some(0), "{}", demo.output);
+    for want in [
+        format!("backlog {somaxconn}: 1 of 1 clients completed the handshake"),
+        format!("Linux queues backlog + 1 = {} finished", somaxconn + 1),
+    ] {
+        assert!(demo.says(&want), "no {want:?} in:\n{}", demo.output);
+    }
+    for out in [&live, &demo] {
+        // Whole numbers only: a port or a pid may hold the same digits.
+        let mut numbers = out.output.split(|c: char| !c.is_ascii_digit());
+        assert!(
+            !numbers.any(|n| asked_numbers.iter().any(|a| a == n)),
+            "{asked_numbers:?}: not numbers the kernel applies:\n{}",
+            out.output
+        );
+    }
 }
 
 #[test]

@@ -2,21 +2,17 @@
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use socket2::{Protocol, SockAddr, Socket, Type};
-use testkit::process::{Finished, Running, run};
-use testkit::strace;
+use testkit::process::Running;
 use tutor::observe;
 
-const LIMIT: Duration = Duration::from_secs(30);
+mod common;
 
-fn step4() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_step4_accept"))
-}
+use common::{LIMIT, results_of, step4, unique_path};
 
 /// Starts the server with `args` and returns it with the address it listens on.
 fn start(args: &[&str]) -> (Running, SocketAddr) {
@@ -40,17 +36,17 @@ fn visit(address: &SockAddr) -> (String, SockAddr) {
     (text, own)
 }
 
-/// The number after `<- ` on the line that contains `needle`.
-fn number_on(out: &str, needle: &str) -> i32 {
-    let line = out
-        .lines()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no line with {needle:?}:\n{out}"));
-    line.split("<- ")
-        .nth(1)
-        .and_then(|rest| rest.split(':').next())
+/// The descriptor accept() returned: `<- 4, connected to 127.0.0.1:40000`.
+fn accepted_fd(out: &str) -> i32 {
+    let result = results_of(out, "listener.accept()")
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no accept result:\n{out}"));
+    result
+        .split(", connected to ")
+        .next()
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no number in {line:?}"))
+        .unwrap_or_else(|| panic!("no descriptor in {result:?}"))
 }
 
 /// The number on the first `<- N` line after the line that contains `needle`.
@@ -61,12 +57,6 @@ fn result_after(out: &str, needle: &str) -> i32 {
         .unwrap_or_else(|| panic!("no result after {needle:?}:\n{out}"))
 }
 
-fn unique_path(name: &str) -> PathBuf {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("step4-{}-{n}-{name}.sock", std::process::id()))
-}
-
 #[test]
 fn accept_returns_a_new_socket_beside_the_listening_one() {
     let (server, address) = start(&["--max-clients", "1"]);
@@ -75,16 +65,14 @@ fn accept_returns_a_new_socket_beside_the_listening_one() {
     let out = server.finish(LIMIT);
     assert_eq!(out.code, Some(0), "{}", out.output);
     let listening = result_after(&out.output, "-> socket(");
-    let line = out
-        .output
-        .lines()
-        .find(|l| l.contains("a new socket for client 1"))
-        .expect("accept's result");
-    let accepted = number_on(&out.output, "a new socket for client 1");
-    assert_ne!(accepted, listening, "{line}");
+    let accepted = accepted_fd(&out.output);
+    assert_ne!(accepted, listening, "{}", out.output);
     assert!(
-        line.contains(&format!("the listening socket {listening} still listens")),
-        "{line}"
+        out.says(&format!(
+            "fd {accepted} is a new socket for client 1; the listening socket {listening} still listens"
+        )),
+        "{}",
+        out.output
     );
     assert!(
         out.says(&format!("-> accept4({listening}, SOCK_CLOEXEC)")),
@@ -102,17 +90,24 @@ fn the_peer_address_is_the_clients_own_address() {
     let (_, own) = visit(&address.into());
     let own = own.as_socket().expect("inet");
     let out = server.finish(LIMIT);
-    assert!(
-        out.says(&format!("<- {own}: the client's end")),
-        "getpeername on the server = getsockname on the client ({own}):\n{}",
+    // accept's second result, and getpeername on the server, are getsockname on the client.
+    assert_eq!(
+        results_of(&out.output, "listener.accept()"),
+        [format!("4, connected to {own}")],
+        "{}",
         out.output
     );
-    assert!(out.says(&format!(
-        "accept's second result, the client's address: {own}"
-    )));
-    assert!(out.says(&format!(
-        "<- {address}: the server's end, the listening socket's address"
-    )));
+    assert_eq!(
+        results_of(&out.output, "conn.peer_addr()"),
+        [own.to_string()]
+    );
+    assert!(out.says("the client's end: the address the client has as its own"));
+    // getsockname on the accepted socket: the listener's address.
+    assert_eq!(
+        results_of(&out.output, "conn.local_addr()"),
+        [address.to_string()]
+    );
+    assert!(out.says("the server's end: the listening socket's address"));
 }
 
 #[test]
@@ -201,7 +196,7 @@ fn accept_blocks_until_a_client_comes() {
     );
     let (greeting, _) = visit(&address.into());
     assert_eq!(greeting, "hello from step4, client 1\n");
-    server.expect_line("<- 4: a new socket for client 1", LIMIT);
+    server.expect_line("<- 4, connected to 127.0.0.1:", LIMIT);
     server.expect_line("waiting in accept()", LIMIT);
     server.signal(2);
     let out = server.finish(LIMIT);
@@ -281,7 +276,12 @@ fn a_unix_server_accepts_and_removes_its_socket_file() {
     assert_eq!(greeting, "hello from step4, client 1\n");
     let out = server.finish(LIMIT);
     assert_eq!(out.code, Some(0), "{}", out.output);
-    assert!(out.says("<- (unnamed): the client's end"), "{}", out.output);
+    assert_eq!(
+        results_of(&out.output, "conn.peer_addr()"),
+        ["(unnamed)"],
+        "{}",
+        out.output
+    );
     assert!(out.says(&format!("-> unlink(\"{path_arg}\")")));
     assert!(!path.exists(), "the socket file is removed");
 }
@@ -297,92 +297,6 @@ fn ctrl_c_removes_the_unix_socket_file() {
     let out = server.finish(LIMIT);
     assert_eq!(out.code, Some(0), "{}", out.output);
     assert!(!path.exists(), "the socket file is removed on Ctrl-C");
-}
-
-fn demo(args: &[&str]) -> Finished {
-    let mut all = vec!["--demo"];
-    all.extend_from_slice(args);
-    let out = run(step4(), &all, LIMIT);
-    assert_eq!(out.code, Some(0), "{}", out.output);
-    out
-}
-
-#[test]
-fn the_demo_accepts_its_clients_while_the_listener_keeps_listening() {
-    let out = demo(&[]);
-    assert_eq!(out.lines_with("server    -> accept4(3, ").count(), 2);
-    assert!(out.says("the server's thread is S (sleeping), inside accept4"));
-    for n in 1..=2 {
-        assert!(out.says(&format!(
-            "a new socket for client {n}; the listening socket 3 still listens"
-        )));
-        assert!(out.says(&format!(
-            "client {n}  <- 27: \"hello from step4, client {n}\\n\""
-        )));
-    }
-    // Each client's own address (its getsockname) is the server's getpeername.
-    let own: Vec<&str> = out
-        .lines_with(": the client's own address")
-        .filter_map(|l| l.split("<- ").nth(1)?.split(": ").next())
-        .collect();
-    assert_eq!(own.len(), 2, "{}", out.output);
-    for address in own {
-        assert!(
-            out.says(&format!("server    <- {address}: the client's end")),
-            "{address}: {}",
-            out.output
-        );
-    }
-    let path = unique_path("demo");
-    let path_arg = path.to_str().expect("utf-8");
-    let unix = demo(&["--family", "unix", "--path", path_arg, "--max-clients", "3"]);
-    assert_eq!(unix.lines_with("a new socket for client").count(), 3);
-    assert!(unix.says("<- (unnamed): the client's end"));
-    assert!(!path.exists());
-}
-
-#[test]
-fn the_narration_shows_every_network_call_strace_sees() {
-    let path = unique_path("strace");
-    let path_arg = path.to_str().expect("utf-8").to_owned();
-    for args in [
-        vec!["--demo"],
-        vec!["--demo", "--family", "unix", "--path", &path_arg],
-    ] {
-        let Some(traced) = strace::trace_network("step4 vs strace", step4(), &args, LIMIT) else {
-            return;
-        };
-        assert_eq!(traced.run.code, Some(0), "{}", traced.run.output);
-        let narrated = strace::narrated_network_calls(&traced.run.output);
-        let seen: Vec<String> = traced.calls.iter().map(|c| c.name.clone()).collect();
-        assert_eq!(narrated, seen, "{args:?}\n{}", traced.run.output);
-        // The kernel's view of the descriptors: accept4 on the listening socket 3, the
-        // greeting sent on the new socket accept4 returned, the one the server then asks
-        // getpeername about. (Its number is 4 or 5: under strace the demo's client may
-        // create its own socket first.)
-        assert!(
-            traced
-                .calls
-                .iter()
-                .any(|c| c.line.starts_with("accept4(3,")),
-            "{:?}",
-            traced.calls
-        );
-        let accepted = traced
-            .calls
-            .iter()
-            .find_map(|c| c.line.strip_prefix("getpeername("))
-            .and_then(|rest| rest.split(',').next())
-            .expect("getpeername on the accepted socket");
-        assert_ne!(accepted, "3", "a new socket, not the listening one");
-        let greeting = format!("sendto({accepted}, \"hello from step4, client 1\\n\"");
-        assert!(
-            traced.calls.iter().any(|c| c.line.starts_with(&greeting)),
-            "{greeting}: {:?}",
-            traced.calls
-        );
-    }
-    assert!(!path.exists());
 }
 
 fn fails(args: &[&str], code: i32, needle: &str) {
@@ -540,7 +454,8 @@ fn ctrl_c_stops_a_server_whose_stdout_nobody_reads() {
             lines.read_line(&mut line).expect("read") > 0,
             "no ready line"
         );
-        if let Some(at) = line.trim_end().strip_prefix("ready: listening on ") {
+        if line.starts_with("ready: listening on ") {
+            let at = testkit::process::ready_address(line.trim_end()).expect("an address");
             break at.parse().expect("an address");
         }
     };

@@ -87,13 +87,17 @@ fn a_signal_makes_a_blocking_send_short() {
         c = socket.create_connection(l.getsockname()); s, _ = l.accept()\n\
         fired = []\n\
         signal.signal(signal.SIGALRM, lambda *a: fired.append(1))\n\
-        signal.setitimer(signal.ITIMER_REAL, 0.3)\n\
         total = 64 << 20\n\
-        n = c.send(b'x' * total)\n\
+        data = b'x' * total\n\
+        signal.setitimer(signal.ITIMER_REAL, 0.3, 0.3)\n\
+        n = c.send(data)\n\
+        signal.setitimer(signal.ITIMER_REAL, 0)\n\
         print(n, total, len(fired))\n";
     let mut command = std::process::Command::new(python);
     command.args(["-c", script]);
-    // Without the signal the send would wait for ever: the peer never reads.
+    // Without the signal the send would wait for ever: the peer never reads. The timer fires
+    // every 0.3 s until the send returns, so a slow start (a loaded machine) cannot let the
+    // only signal come before the send begins.
     let out = testkit::process::run_command(command, Duration::from_secs(20));
     assert_eq!(out.code, Some(0), "{}", out.output);
     let numbers: Vec<usize> = out
@@ -104,7 +108,7 @@ fn a_signal_makes_a_blocking_send_short() {
     let [sent, total, fired] = numbers[..] else {
         panic!("three numbers: {}", out.output)
     };
-    assert_eq!(fired, 1, "the signal came during the send");
+    assert!(fired >= 1, "the timer fired");
     assert!(
         sent > 0 && sent < total,
         "a short count, not an error: {sent} of {total}"

@@ -337,7 +337,7 @@ fn time_wait_and_restart(
     narrate!(another, second.set_reuse_address(true))?;
     if let Err(failure) = narrate!(another, second.bind(address)) {
         another.hint(&failure);
-        another.note("SO_REUSEADDR shares a port with connections in TIME-WAIT, not with a listening socket: one port, one listener");
+        another.note("SO_REUSEADDR shares a port with connections in TIME-WAIT, not with a listening socket: one port, one listener (two only when both set SO_REUSEPORT: step 12)");
     }
     narrate!(another, drop(second));
     narrate!(restarted, drop(listener));

@@ -204,8 +204,8 @@ fn the_demo_restarts_over_time_wait_only_with_so_reuseaddr_and_never_beside_a_li
     assert!(tables[1].ends_with(" gone"), "{}", tables[1]);
 }
 
-/// The demo's output with what changes from run to run (ports, counts of other programs'
-/// aborts) blanked out.
+/// The demo's output with what changes from run to run (ports, the pid in the ready line,
+/// counts of other programs' aborts) blanked out.
 fn normalized(output: &str) -> String {
     let mut text = String::new();
     let mut chars = output.chars().peekable();
@@ -219,6 +219,7 @@ fn normalized(output: &str) -> String {
         }
     }
     text.lines()
+        .map(|l| l.split(" (pid ").next().unwrap_or(l))
         .map(|l| match l.split_once("went up by ") {
             Some((head, tail)) => {
                 format!("{head}went up by N{}", &tail[tail.find(' ').unwrap_or(0)..])

@@ -94,7 +94,7 @@ fn the_demo_talks_then_is_refused_in_one_terminal() {
             let path = out
                 .lines_with("ready: listening on ")
                 .next()
-                .and_then(|l| l.rsplit(' ').next())
+                .and_then(testkit::process::ready_address)
                 .expect("the ready line")
                 .to_owned();
             assert!(!Path::new(&path).exists(), "the demo removes {path}");
@@ -129,6 +129,8 @@ fn the_demo_tells_the_same_story_every_run() {
         without_ports(&out.output)
             .lines()
             .filter(|l| !l.contains("ephemeral port"))
+            // The ready line ends with the server's pid, another each run.
+            .map(|l| l.split(" (pid ").next().unwrap_or(l))
             .collect::<Vec<_>>()
             .join("\n")
     };

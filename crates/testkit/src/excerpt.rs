@@ -6,9 +6,9 @@
 //! ````text
 //! ```rust
 //! // crates/step2_bind/src/main.rs
-//!     say.check(socket.bind(&address))?;
+//!     narrate!(say, socket.bind(&address))?;
 //! // ...
-//!     say.returned(addr::show(&local));
+//!     let local = narrate!(say, socket.local_addr())?;
 //! ```
 //! ````
 //!

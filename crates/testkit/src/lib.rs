@@ -4,11 +4,13 @@
 //!   output with the block, wildcards allowed (`[..]` within a line, `...` for any lines).
 //! - [`excerpt`]: checks that every code block naming a file (`// crates/…/main.rs` as its
 //!   first line) is found in that file.
+//! - [`bin_sh`]: `$(scripts/bin.sh NAME)` in a transcript's command is the program under test.
 //! - [`process`]: runs a step binary with a time limit, or keeps one running and waits,
 //!   bounded in time, for a line of its output.
 //!
 //! Everything here is bounded in time: a test that hangs is a test that lies.
 
+pub mod bin_sh;
 pub mod excerpt;
 pub mod process;
 pub mod strace;
@@ -121,8 +123,31 @@ pub fn port_in_use() -> (std::net::TcpListener, u16) {
     (listener, port)
 }
 
-/// Prints why a test is skipping, where `cargo test` shows it (run with `--nocapture` to
-/// see it; the test still passes, so the reason must be honest and specific).
+/// Says why a check is skipped: on stderr, where `cargo test -- --nocapture` shows it, and,
+/// when the variable [`SKIP_LOG`] names a file, as one line appended to that file, which
+/// `scripts/test.sh` reads to list every skipped check after the run. The test still passes,
+/// so the reason must be honest and specific; a check skipped for want of a program says
+/// "NAME is not installed" (with `--require-tools`, and in CI, scripts/test.sh fails on those).
 pub fn skip(test: &str, reason: &str) {
-    eprintln!("SKIPPED {test}: {reason}");
+    let line = format!("SKIPPED {test}: {reason}");
+    eprintln!("{line}");
+    if let Some(log) = std::env::var_os(SKIP_LOG) {
+        use std::io::Write;
+        // One write of one short line to a file opened for appending: lines written by tests
+        // running in parallel never mix.
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut file| file.write_all(format!("{line}\n").as_bytes()));
+        if let Err(e) = written {
+            panic!(
+                "cannot record the skip in {}: {e}",
+                Path::new(&log).display()
+            );
+        }
+    }
 }
+
+/// The environment variable naming the file [`skip`] appends to (set by `scripts/test.sh`).
+pub const SKIP_LOG: &str = "COURSE_SKIP_LOG";

@@ -153,6 +153,22 @@ fn read_all_in_background(mut reader: impl Read + Send + 'static) -> Receiver<St
     rx
 }
 
+/// The address in a server's ready line, as printed: `127.0.0.1:40321` from
+/// `server    ready: listening on 127.0.0.1:40321 (pid 1234)`.
+pub fn ready_address(line: &str) -> Option<&str> {
+    let rest = line.split_once("ready: ")?.1;
+    let rest = rest
+        .rsplit_once(" (pid ")
+        .map_or(rest, |(before, _)| before);
+    rest.rsplit(' ').next()
+}
+
+/// The pid in a server's ready line: 1234 from `ready: listening on ... (pid 1234)`.
+pub fn ready_pid(line: &str) -> Option<u32> {
+    let rest = line.split_once("ready: ")?.1.rsplit_once(" (pid ")?.1;
+    rest.strip_suffix(')')?.parse().ok()
+}
+
 /// Waits for `child` to exit; past `limit` it is killed and the test fails.
 pub fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<i32> {
     let deadline = Instant::now() + limit;
@@ -255,12 +271,12 @@ impl Running {
         }
     }
 
-    /// Waits, at most `limit`, for a server's `ready: listening on ADDRESS` line (or `ready:
-    /// bound to ADDRESS`) and returns ADDRESS as printed: `127.0.0.1:40321`, `[::1]:40321`,
-    /// or a unix socket's path.
+    /// Waits, at most `limit`, for a server's `ready: listening on ADDRESS (pid PID)` line
+    /// (or `ready: bound to ...`) and returns ADDRESS as printed: `127.0.0.1:40321`,
+    /// `[::1]:40321`, or a unix socket's path.
     pub fn wait_ready(&mut self, limit: Duration) -> String {
         let line = self.expect_line_where(|l| l.contains("ready: "), "ready: ...", limit);
-        line.rsplit(' ').next().unwrap_or_default().to_owned()
+        ready_address(&line).unwrap_or_default().to_owned()
     }
 
     /// Writes to the program's standard input.

@@ -20,7 +20,7 @@
 //!   as it is, from the repository root, and `VAR=value` before a command sets a variable.
 //!   `cargo course ARGS` (the alias in `.cargo/config.toml`) runs the workspace binary
 //!   `course` with ARGS, e.g. `cargo course check 05_echo --solution`.
-//!   A word `target/debug/NAME` names the binary NAME the tests built.
+//!   `$(scripts/bin.sh [--example] NAME)` names the program NAME the tests built.
 //! - `$ echo $?` prints the exit code of the command before it. A command that fails must be
 //!   followed by `$ echo $?`: a transcript may not hide a failure.
 //! - In expected output, `[..]` matches any text within a line, and a line holding only
@@ -241,7 +241,7 @@ fn prepare_in(
     bin_dir: &Path,
     scratch: Option<&Path>,
 ) -> Result<Command, String> {
-    let words = split_words(line)?;
+    let words = split_words(&crate::bin_sh::expand(line, bin_dir)?)?;
     let words: Vec<String> = match scratch {
         Some(dir) => words
             .into_iter()
@@ -268,14 +268,6 @@ fn prepare_in(
         Some((program, tail)) => (PathBuf::from(program), tail.to_vec()),
         None => return Err("an empty command".into()),
     };
-    // `target/debug/NAME` is where a learner finds a built binary; the tests may build
-    // elsewhere (CARGO_TARGET_DIR), so such words point to the binaries under test.
-    let built = |word: &str| match word.strip_prefix("target/debug/") {
-        Some(rest) => bin_dir.join(rest).display().to_string(),
-        None => word.to_owned(),
-    };
-    let program = PathBuf::from(built(&program.display().to_string()));
-    let args: Vec<String> = args.iter().map(|a| built(a)).collect();
     let mut command = Command::new(program);
     command
         .args(args)

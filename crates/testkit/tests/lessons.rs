@@ -300,37 +300,6 @@ fn every_test_a_lesson_names_exists() {
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
-/// Every relative link in a lesson or the README leads to a file that exists, so a learner who
-/// follows "Next" or "see lesson 7" never lands on nothing.
-#[test]
-fn every_relative_link_leads_to_a_file() {
-    let mut problems = Vec::new();
-    let mut links = 0;
-    for file in lesson_files() {
-        let text = fs::read_to_string(&file).expect("readable");
-        let dir = file.parent().expect("a directory");
-        let mut rest = text.as_str();
-        while let Some(at) = rest.find("](") {
-            let tail = &rest[at + 2..];
-            let end = tail.find(')').unwrap_or(tail.len());
-            let target = tail[..end].split('#').next().unwrap_or("");
-            rest = &tail[end.min(tail.len())..];
-            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
-                continue;
-            }
-            links += 1;
-            if !dir.join(target).exists() {
-                problems.push(format!(
-                    "{}: link to {target}: no such file",
-                    relative(&file)
-                ));
-            }
-        }
-    }
-    assert!(links > 0, "no relative links found at all");
-    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
-}
-
 /// Each step's lesson says, on its third line, where to go before and after it: the step
 /// before it in the course map (none for step 1) and the one after (none for the last).
 #[test]

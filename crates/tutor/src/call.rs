@@ -22,7 +22,7 @@
 //! The result is a `Result<T, Failure>`: `?` ends the step with the one-line error, which
 //! names the failed call without any hidden state. A call interrupted by a signal (`EINTR`)
 //! is made again. A quiet narrator ([`Narrator::quiet`], [`Budget`]) prints nothing for calls
-//! that succeed, but a call that fails is always shown.
+//! that succeed, nor for a non-blocking call that would block; any other failed call is shown.
 //!
 //! [`Narrator::quiet`]: crate::Narrator::quiet
 //! [`Budget`]: crate::narrate::Budget
@@ -123,6 +123,14 @@ impl<'a> Call<'a> {
                 }
                 Ok(value)
             }
+            // A quiet non-blocking call that finds nothing to do is routine, not a failure
+            // to show (an event loop meets one at every turn); the caller decides.
+            Err(error) if !self.shown && error.kind() == io::ErrorKind::WouldBlock => {
+                Err(Failure::Socket {
+                    call: self.rust.to_owned(),
+                    error,
+                })
+            }
             Err(error) => {
                 let call = syscall();
                 if !self.shown {
@@ -211,6 +219,20 @@ impl Shown for Option<io::Error> {
             Some(error) => crate::explain::describe(error),
             None => "0: no pending error".to_owned(),
         }
+    }
+}
+
+/// A count (`tcp_keepalive_retries`).
+impl Shown for u32 {
+    fn shown(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// A time the kernel keeps (`tcp_keepalive_time`, `tcp_keepalive_interval`).
+impl Shown for Duration {
+    fn shown(&self) -> String {
+        format!("{self:?}")
     }
 }
 

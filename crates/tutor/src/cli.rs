@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, ValueEnum};
-use socket2::{Domain, Protocol, SockAddr, Type};
+use socket2::{Domain, SockAddr, Type};
 
 use crate::{Failure, Narrator};
 
@@ -186,74 +186,6 @@ fn one_line(rendered: &str) -> String {
         })
         .collect();
     format!("{} (see --help)", words.join(" "))
-}
-
-/// `socket(2)`'s protocol argument as `strace` prints it: `IPPROTO_TCP`, `IPPROTO_UDP`, or `0`.
-pub fn protocol_name(protocol: Option<Protocol>) -> &'static str {
-    match protocol {
-        Some(p) if p == Protocol::TCP => "IPPROTO_TCP",
-        Some(p) if p == Protocol::UDP => "IPPROTO_UDP",
-        Some(_) => "IPPROTO_?",
-        None => "0",
-    }
-}
-
-/// The socket2 expression for a protocol argument, as a step's source writes it.
-pub fn protocol_rust(protocol: Option<Protocol>) -> &'static str {
-    match protocol {
-        Some(p) if p == Protocol::TCP => "Some(Protocol::TCP)",
-        Some(p) if p == Protocol::UDP => "Some(Protocol::UDP)",
-        Some(_) => "Some(Protocol::?)",
-        None => "None",
-    }
-}
-
-/// An address family as `strace` prints it.
-pub fn domain_name(domain: Domain) -> &'static str {
-    if domain == Domain::IPV4 {
-        "AF_INET"
-    } else if domain == Domain::IPV6 {
-        "AF_INET6"
-    } else if domain == Domain::UNIX {
-        "AF_UNIX"
-    } else {
-        "AF_?"
-    }
-}
-
-/// The socket2 expression for an address family.
-pub fn domain_rust(domain: Domain) -> &'static str {
-    if domain == Domain::IPV4 {
-        "Domain::IPV4"
-    } else if domain == Domain::IPV6 {
-        "Domain::IPV6"
-    } else if domain == Domain::UNIX {
-        "Domain::UNIX"
-    } else {
-        "Domain::?"
-    }
-}
-
-/// A socket type as `strace` prints it.
-pub fn type_name(ty: Type) -> &'static str {
-    if ty == Type::STREAM {
-        "SOCK_STREAM"
-    } else if ty == Type::DGRAM {
-        "SOCK_DGRAM"
-    } else {
-        "SOCK_?"
-    }
-}
-
-/// The socket2 expression for a socket type.
-pub fn type_rust(ty: Type) -> &'static str {
-    if ty == Type::STREAM {
-        "Type::STREAM"
-    } else if ty == Type::DGRAM {
-        "Type::DGRAM"
-    } else {
-        "Type::?"
-    }
 }
 
 #[cfg(test)]

@@ -175,8 +175,8 @@ pub fn hint(call: &str, error: &io::Error) -> (&'static str, Option<&'static str
             Some("lessons/08-udp.md"),
         ),
         (_, libc::ETIMEDOUT) => (
-            "the peer never answered: a firewall may drop the packets, or the host is unreachable",
-            Some("lessons/07-connect.md"),
+            "the kernel gave up: the peer never answered its SYNs, keepalive probes or data (a firewall may drop the packets, or the host is gone)",
+            Some("lessons/13-dead-peers.md"),
         ),
         (_, libc::ECONNRESET) => (
             "the peer reset the connection: it closed with data unread, aborted (SO_LINGER 0), or its listening socket closed with this connection still queued",

@@ -155,12 +155,12 @@ fn narrate(say: &Narrator, owned: &Owned, removal: &Removal) {
     match removal {
         Removal::Unlinked(result) => {
             say.call_lib(
-                crate::sys::unlink(&owned.path),
+                crate::strace::unlink(&owned.path),
                 "std::fs::remove_file(path)",
             );
             match result {
                 Ok(()) => say.returned(0),
-                Err(error) => say.error(error),
+                Err(error) => say.returned_error(error),
             }
         }
         Removal::Left(why) => say.note(why),

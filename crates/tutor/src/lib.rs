@@ -30,7 +30,6 @@ pub mod observe;
 pub mod per_client;
 pub mod show;
 pub mod strace;
-pub mod sys;
 pub mod turns;
 
 use std::io;

@@ -12,16 +12,13 @@
 //! `->` marks a call going into the kernel, `<-` its answer. Colour only underlines what the
 //! text already says, and is off when the output is not a terminal or `NO_COLOR` is set.
 
-use std::cell::RefCell;
 use std::fmt::Display;
 use std::io::{self, IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use colored::Colorize;
-use socket2::{Domain, Protocol, Type};
 
-use crate::cli;
 use crate::{Failure, Step, explain};
 use clap::ValueEnum;
 
@@ -59,7 +56,6 @@ pub struct Narrator {
     color: bool,
     color_stderr: bool,
     actor: Option<String>,
-    last_call: RefCell<String>,
     /// A quiet narrator prints no call that succeeds ([`Narrator::quiet`]).
     quiet: bool,
     /// How many calls this narrator and its clones have made.
@@ -93,7 +89,6 @@ impl Narrator {
             color: color_stdout,
             color_stderr,
             actor: None,
-            last_call: RefCell::new(String::new()),
             quiet: false,
             calls: Arc::new(AtomicU64::new(0)),
             record: None,
@@ -146,7 +141,6 @@ impl Narrator {
     pub fn actor(&self, name: &str) -> Narrator {
         Narrator {
             actor: Some(name.to_owned()),
-            last_call: RefCell::new(String::new()),
             calls: Arc::new(AtomicU64::new(0)),
             ..self.clone()
         }
@@ -185,25 +179,10 @@ impl Narrator {
 
     fn call_labelled(&self, call: impl Display, label: &str, rust: impl Display) {
         let call = call.to_string();
-        *self.last_call.borrow_mut() = call.clone();
         self.emit(&[
             (Paint::Call, format!("-> {call}")),
             (Paint::Rust, format!("   {label}: {rust}")),
         ]);
-    }
-
-    /// Narrates `socket(2)` for this family, type and protocol. On Linux socket2 adds
-    /// `SOCK_CLOEXEC`, so the narration does too: it is what `strace` shows.
-    pub fn call_socket(&self, domain: Domain, ty: Type, protocol: Option<Protocol>) {
-        self.call(
-            crate::sys::socket(domain, ty, protocol),
-            format!(
-                "Socket::new({}, {}, {})",
-                cli::domain_rust(domain),
-                cli::type_rust(ty),
-                cli::protocol_rust(protocol)
-            ),
-        );
     }
 
     /// What the last call returned.
@@ -220,35 +199,12 @@ impl Narrator {
     /// and go on (`Err(failure) => say.hint(&failure)`).
     pub fn hint(&self, failure: &Failure) {
         if let Failure::Socket { call, error } = failure {
-            let name = call.split('(').next().unwrap_or(call);
-            let (hint, _) = explain::hint(name, error);
+            // The whole call, not only its name: a bind to a path has hints of its own.
+            let (hint, _) = explain::hint_for_call(call, error);
             if !hint.is_empty() {
                 self.note(hint);
             }
         }
-    }
-
-    /// An error the last call returned, narrated without ending the step: for demos that
-    /// provoke an error on purpose. The hint follows as a note.
-    pub fn error(&self, error: &io::Error) {
-        let (hint, _) = explain::hint_for_call(&self.last_call.borrow(), error);
-        let mut lines = vec![(Paint::Error, self.error_result(error))];
-        if !hint.is_empty() {
-            lines.push((Paint::Note, format!("   {hint}")));
-        }
-        self.emit(&lines);
-    }
-
-    /// Passes a call's success through; on error, narrates it and turns it into a
-    /// [`Failure`] that ends the step with exit code 1.
-    pub fn check<T>(&self, result: io::Result<T>) -> Result<T, Failure> {
-        result.map_err(|error| {
-            self.emit(&[(Paint::Error, self.error_result(&error))]);
-            Failure::Socket {
-                call: self.last_call.borrow().clone(),
-                error,
-            }
-        })
     }
 
     /// An explanation: what a result means, or what to try.
@@ -261,15 +217,14 @@ impl Narrator {
         self.emit(&lines);
     }
 
-    /// Announces that a server is ready for peers: `ready: listening on 127.0.0.1:40321`.
-    /// Tests and scripts wait for this line and read the address from its end, so every
-    /// server prints it once its socket can be reached (`what` is `listening on` for a stream
-    /// server, `bound to` for a datagram one).
+    /// Announces that a server is ready for peers, and which process it is:
+    /// `ready: listening on 127.0.0.1:40321 (pid 1234)`. Tests and scripts wait for this line
+    /// and read the address before the pid, so every server prints it once its socket can be
+    /// reached (`what` is `listening on` for a stream server, `bound to` for a datagram one).
+    /// The pid is for `/proc/PID/...` and `strace -p PID` (pgrep cuts names at 15 characters).
     pub fn ready(&self, what: &str, address: &socket2::SockAddr) {
-        self.emit(&[(
-            Paint::Ok,
-            format!("ready: {what} {}", crate::show::address(address)),
-        )]);
+        let (address, pid) = (crate::show::address(address), std::process::id());
+        self.emit(&[(Paint::Ok, format!("ready: {what} {address} (pid {pid})"))]);
     }
 
     /// A line of the story that is not about one call (`waiting for Enter ...`).
@@ -334,16 +289,14 @@ impl Narrator {
         };
         let mut block = String::new();
         for (paint, text) in lines {
-            block.push_str(&prefix);
-            // Line breaks inside a text are the narration's own; any other control
-            // character came from the user (a path, a host name) and is shown escaped.
-            let text = text
-                .split('\n')
-                .map(crate::show::printable)
-                .collect::<Vec<_>>()
-                .join("\n");
-            block.push_str(&self.paint(*paint, &text));
-            block.push('\n');
+            // Line breaks inside a text are the narration's own, and each line gets the
+            // actor's name (one socket2 method that makes several system calls); any other
+            // control character came from the user (a path, a host name) and is shown escaped.
+            for line in text.split('\n') {
+                block.push_str(&prefix);
+                block.push_str(&self.paint(*paint, &crate::show::printable(line)));
+                block.push('\n');
+            }
         }
         if let Some(record) = &self.record {
             if let Ok(mut text) = record.lock() {
@@ -369,6 +322,12 @@ impl Narrator {
             Paint::Error => text.red().bold().to_string(),
             Paint::Note => text.to_owned(),
         }
+    }
+
+    /// A library call made through a crate other than socket2 or std (`getaddrinfo` through
+    /// `dns_lookup`): `label` names the crate on the line of Rust.
+    pub fn call_library(&self, call: impl Display, label: &str, rust: impl Display) {
+        self.call_labelled(call, label, rust);
     }
 }
 

@@ -287,6 +287,79 @@ pub fn unlink(path: &std::path::Path) -> String {
     format!("unlink({})", quoted(&path.to_string_lossy()))
 }
 
+/// `getsockopt(3, SOL_IPV6, IPV6_V6ONLY)`: whether an IPv6 socket refuses IPv4 peers.
+pub fn only_v6(socket: &impl AsRawFd) -> String {
+    getsockopt(socket, "SOL_IPV6", "IPV6_V6ONLY")
+}
+
+/// `getsockopt(3, SOL_SOCKET, SO_KEEPALIVE)`: whether keepalive probes are on (off on a new
+/// socket).
+pub fn keepalive(socket: &impl AsRawFd) -> String {
+    getsockopt(socket, "SOL_SOCKET", "SO_KEEPALIVE")
+}
+
+/// socket2's `set_tcp_keepalive` is four `setsockopt` calls: `SO_KEEPALIVE` on, then
+/// `TCP_KEEPIDLE`, `TCP_KEEPINTVL` and `TCP_KEEPCNT` for the times the `TcpKeepalive` sets.
+/// They are shown as four calls, one `->` line each, as strace shows them.
+pub fn set_tcp_keepalive(socket: &impl AsRawFd, params: &socket2::TcpKeepalive) -> String {
+    // TcpKeepalive keeps its fields private; its Debug form names them:
+    // `TcpKeepalive { time: Some(1s), interval: Some(1s), retries: Some(2) }`.
+    let shown = format!("{params:?}");
+    let field = |name: &str| {
+        let start = shown.find(&format!("{name}: Some("))? + name.len() + ": Some(".len();
+        let value = &shown[start..];
+        Some(value[..value.find(')')?].trim_end_matches('s').to_owned())
+    };
+    let mut calls = vec![setsockopt(socket, "SOL_SOCKET", "SO_KEEPALIVE", 1)];
+    for (name, option) in [
+        ("time", "TCP_KEEPIDLE"),
+        ("interval", "TCP_KEEPINTVL"),
+        ("retries", "TCP_KEEPCNT"),
+    ] {
+        if let Some(value) = field(name) {
+            calls.push(setsockopt(socket, "SOL_TCP", option, value));
+        }
+    }
+    calls.join("\n-> ")
+}
+
+/// `getsockopt(3, SOL_TCP, TCP_KEEPIDLE)`: seconds of silence before the first probe.
+pub fn tcp_keepalive_time(socket: &impl AsRawFd) -> String {
+    getsockopt(socket, "SOL_TCP", "TCP_KEEPIDLE")
+}
+
+/// `getsockopt(3, SOL_TCP, TCP_KEEPINTVL)`: seconds between probes.
+pub fn tcp_keepalive_interval(socket: &impl AsRawFd) -> String {
+    getsockopt(socket, "SOL_TCP", "TCP_KEEPINTVL")
+}
+
+/// `getsockopt(3, SOL_TCP, TCP_KEEPCNT)`: unanswered probes before the connection is dead.
+pub fn tcp_keepalive_retries(socket: &impl AsRawFd) -> String {
+    getsockopt(socket, "SOL_TCP", "TCP_KEEPCNT")
+}
+
+/// `getsockopt(3, SOL_TCP, TCP_USER_TIMEOUT)`
+pub fn tcp_user_timeout(socket: &impl AsRawFd) -> String {
+    getsockopt(socket, "SOL_TCP", "TCP_USER_TIMEOUT")
+}
+
+/// `setsockopt(3, SOL_TCP, TCP_USER_TIMEOUT, 1000)` (milliseconds; 0 is none).
+pub fn set_tcp_user_timeout(socket: &impl AsRawFd, timeout: Option<Duration>) -> String {
+    let millis = timeout.map_or(0, |time| time.as_millis());
+    setsockopt(socket, "SOL_TCP", "TCP_USER_TIMEOUT", millis)
+}
+
+/// `getsockopt(3, SOL_SOCKET, SO_RCVTIMEO)`
+pub fn read_timeout(socket: &impl AsRawFd) -> String {
+    getsockopt(socket, "SOL_SOCKET", "SO_RCVTIMEO")
+}
+
+/// `fcntl(3, F_DUPFD_CLOEXEC, 3)`: socket2's `try_clone` makes a second descriptor for the
+/// same socket.
+pub fn try_clone(socket: &impl AsRawFd) -> String {
+    format!("fcntl({}, F_DUPFD_CLOEXEC, 3)", socket.as_raw_fd())
+}
+
 /// How many bytes of data a narration shows, as `strace -s 32` does.
 pub const SHOWN_BYTES: usize = 32;
 

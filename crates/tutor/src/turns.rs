@@ -45,7 +45,7 @@ impl<M: Moment> Turns<M> {
     pub fn demo() -> (Turns<M>, Stage<M>) {
         let (tell, moments) = mpsc::channel();
         let (done, acknowledged) = mpsc::channel();
-        let thread = format!("/proc/self/task/{}/stat", std::process::id());
+        let thread = Watched::open(rustix::thread::gettid().as_raw_nonzero().get());
         (
             Turns {
                 tell: Some(tell),
@@ -54,7 +54,7 @@ impl<M: Moment> Turns<M> {
             Stage {
                 moments,
                 done,
-                server_stat: thread,
+                server: thread,
             },
         )
     }
@@ -83,6 +83,47 @@ impl<M: Moment> Turns<M> {
     }
 }
 
+/// The server thread's `/proc/PID/task/TID/{stat,syscall}`, opened once and kept on
+/// descriptors above 100, then read with `pread`: opening them at every look would take the
+/// lowest free descriptor for a moment, and a server that accepted just then would get the next
+/// number, so the story's descriptor numbers would change from run to run.
+struct Watched {
+    stat: Option<std::fs::File>,
+    syscall: Option<std::fs::File>,
+    syscall_path: String,
+}
+
+impl Watched {
+    fn open(tid: i32) -> Watched {
+        let task = format!("/proc/{}/task/{tid}", std::process::id());
+        let high = |path: String| {
+            let file = std::fs::File::open(path).ok()?;
+            let moved = rustix::io::fcntl_dupfd_cloexec(&file, 100).ok()?;
+            Some(std::fs::File::from(moved))
+        };
+        Watched {
+            stat: high(format!("{task}/stat")),
+            syscall: high(format!("{task}/syscall")),
+            syscall_path: format!("{task}/syscall"),
+        }
+    }
+
+    fn read(file: Option<&std::fs::File>) -> Option<String> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 1024];
+        let n = file?.read_at(&mut buf, 0).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    fn stat(&self) -> Option<String> {
+        Watched::read(self.stat.as_ref())
+    }
+
+    fn syscall(&self) -> Option<String> {
+        Watched::read(self.syscall.as_ref())
+    }
+}
+
 /// A narrated call's pause at one moment of a demo ([`Turns::at`]).
 pub struct At<'a, M: Moment> {
     turns: &'a Turns<M>,
@@ -103,7 +144,7 @@ impl<M: Moment> crate::call::Pause for At<'_, M> {
 pub struct Stage<M: Moment> {
     moments: Receiver<M>,
     done: Sender<()>,
-    server_stat: String,
+    server: Watched,
 }
 
 impl<M: Moment> Stage<M> {
@@ -135,7 +176,7 @@ impl<M: Moment> Stage<M> {
     /// Whether the server's thread sleeps in the kernel: the state field of its
     /// `/proc/PID/task/TID/stat` is `S`.
     pub fn server_sleeps(&self) -> bool {
-        std::fs::read_to_string(&self.server_stat).is_ok_and(|stat| {
+        self.server.stat().is_some_and(|stat| {
             stat.rsplit_once(") ")
                 .is_some_and(|(_, rest)| rest.starts_with('S'))
         })
@@ -144,11 +185,11 @@ impl<M: Moment> Stage<M> {
     /// The number of the system call the server's thread is in, from
     /// `/proc/PID/task/TID/syscall` (its first field), and that file's path.
     pub fn server_syscall(&self) -> (Option<i64>, String) {
-        let path = self.server_stat.replace("/stat", "/syscall");
-        let number = std::fs::read_to_string(&path)
-            .ok()
+        let number = self
+            .server
+            .syscall()
             .and_then(|text| text.split_whitespace().next()?.parse().ok());
-        (number, path)
+        (number, self.server.syscall_path.clone())
     }
 
     /// Waits (at most two seconds) until the server's thread sleeps inside system call

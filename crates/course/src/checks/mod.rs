@@ -22,6 +22,13 @@ mod udp_client;
 mod udp_server;
 mod watch;
 
+// Step 11.
+mod frames;
+// Step 12.
+mod try_each;
+// Step 13.
+mod patient;
+
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -48,6 +55,9 @@ pub fn find(name: &str) -> Option<Check> {
         "08_udp_client" => udp_client::check,
         "09_lengths" => lengths::check,
         "10_many_clients" => many_clients::check,
+        "11_frames" => frames::check,
+        "12_try_each" => try_each::check,
+        "13_patient_client" => patient::check,
         _ => return None,
     };
     Some(check)

@@ -1,6 +1,6 @@
-//! The moments of this step's server loop, for `--demo`'s turn-taking (`tutor::turns`):
-//! the server says where it is, and the demo's client acts only once the server's thread
-//! sleeps in the call named. Nothing here makes a socket call.
+//! The moments of this step's server loop, for `--demo`'s turn-taking (`tutor::turns`): the
+//! server says where it is, and the demo's client acts only once the server's thread sleeps
+//! in the call named. Nothing here makes a socket call.
 
 /// Where the server is: told just before it makes the call named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,8 +19,3 @@ impl tutor::turns::Moment for Moment {
         }
     }
 }
-
-/// The server's side.
-pub type Turns = tutor::turns::Turns<Moment>;
-/// The client's side.
-pub type Stage = tutor::turns::Stage<Moment>;

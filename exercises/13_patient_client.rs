@@ -1,0 +1,66 @@
+//! Exercise 13: time and silence, a client that does not wait forever (lessons/13-dead-peers.md).
+//!
+//! Your task, where the todo!()s are: switch keepalive on with short times, give the socket a
+//! read timeout, and tell the read timeout running out (EAGAIN) from an answer.
+//! Check it: `cargo course check 13_patient_client`; stuck? `cargo course hint 13_patient_client`.
+//!
+//! Connects to a server, sends one line and reads the answer, but not at any price: a read
+//! timeout ends the wait for a server that says nothing (recv fails with EAGAIN), and
+//! keepalive probes end a connection whose server has vanished (ETIMEDOUT) in seconds, not
+//! the kernel's two hours. It prints the answer, or says why none came, and exits 1.
+//!
+//!     cargo run -q --manifest-path exercises/Cargo.toml --bin 13_patient_client -- 127.0.0.1:PORT
+
+use std::io::{ErrorKind, Read};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
+
+/// How long one recv may wait for the answer.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let arg = std::env::args()
+        .nth(1)
+        .ok_or("usage: 13_patient_client ADDRESS, e.g. 127.0.0.1:8080")?;
+    let address: SocketAddr = arg.parse()?;
+
+    // s = socket(AF_INET, SOCK_STREAM)
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    // s.setsockopt(SOL_SOCKET, SO_KEEPALIVE, 1), then TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT:
+    // the first probe after 10 s of silence, then one every 5 s, and 3 unanswered end it.
+    let keepalive: TcpKeepalive = todo!("TcpKeepalive::new() with these three times");
+    todo!("switch keepalive on with those times: one socket2 call");
+    // s.setsockopt(SOL_SOCKET, SO_RCVTIMEO, ...): one recv waits at most READ_TIMEOUT.
+    todo!("a read timeout of READ_TIMEOUT");
+
+    // s.connect(address); s.sendall(b"hello\n")
+    socket.connect(&SockAddr::from(address))?;
+    let line = b"hello\n";
+    let mut sent = 0;
+    while sent < line.len() {
+        sent += socket.send(&line[sent..])?;
+    }
+
+    // data = s.recv(1024)
+    let mut buf = [0u8; 1024];
+    match (&socket).read(&mut buf) {
+        Ok(0) => {
+            eprintln!("the server closed the connection without answering");
+            Ok(ExitCode::FAILURE)
+        }
+        Ok(n) => {
+            println!("answer: {}", String::from_utf8_lossy(&buf[..n]).trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+        // EAGAIN: the read timeout ran out. The connection is still there; the server is silent.
+        Err(error) if todo!("is this the read timeout running out? which ErrorKind is EAGAIN?") => {
+            eprintln!("no answer within {READ_TIMEOUT:?}: the server is silent");
+            Ok(ExitCode::FAILURE)
+        }
+        // ETIMEDOUT (keepalive gave up), ECONNRESET, ...: the connection is gone.
+        Err(error) => Err(error.into()),
+    }
+}
