@@ -242,12 +242,14 @@ fn prepare_in(
     scratch: Option<&Path>,
 ) -> Result<Command, String> {
     let words = split_words(&crate::bin_sh::expand(line, bin_dir)?)?;
+    // A program's own path is left as it is, even when the build lives under /tmp.
+    let built = bin_dir.display().to_string();
     let words: Vec<String> = match scratch {
         Some(dir) => words
             .into_iter()
             .map(|w| match w.strip_prefix("/tmp/") {
-                Some(rest) => dir.join(rest).display().to_string(),
-                None => w,
+                Some(rest) if !w.starts_with(&built) => dir.join(rest).display().to_string(),
+                _ => w,
             })
             .collect(),
         None => words,
@@ -422,6 +424,30 @@ mod tests {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         assert_eq!(args, ["-e", "s/a/b/", "/x/scratch/log"]);
+    }
+
+    #[test]
+    fn a_build_under_tmp_keeps_its_programs_path() {
+        // A checkout in /tmp (CI may clone there): the program is not a scratch file.
+        let command = prepare_in(
+            "strace -o /tmp/log $(scripts/bin.sh step1_create)",
+            Path::new("/"),
+            Path::new("/tmp/clone/target/debug"),
+            Some(Path::new("/x/scratch")),
+        )
+        .expect("a command");
+        let args: Vec<String> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "-o",
+                "/x/scratch/log",
+                "/tmp/clone/target/debug/step1_create"
+            ]
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::path::Path;
 pub use crate::show::{address as show, printable};
 use socket2::SockAddr;
 
-use crate::{Failure, Family, Narrator};
+use crate::kind::Family;
+use crate::{Failure, Narrator};
 
 /// The host a step uses when `--host` is not given: the loopback address of the family.
 pub fn default_host(family: Family) -> &'static str {

@@ -1,22 +1,27 @@
-//! Presentation shared by every step of the course.
+//! What every step of the course shares.
 //!
-//! This crate prints; it never makes the socket calls a lesson is about. Each step's
-//! `main.rs` calls `socket2` itself, in the order its lesson tells, and uses this crate to
-//! say what it is doing:
+//! It never makes the socket calls a lesson is about: each step's `main.rs` makes them
+//! itself, in the order its lesson tells, each inside [`narrate!`], which prints it as it
+//! runs. The modules, from the bottom up (each uses only those above it):
 //!
-//! - [`narrate`]: one block per system call: the call as `strace` shows it, the socket2
-//!   method that made it, and what came back.
-//! - [`cli`]: the flags every step shares (`--family`, `--type`, `--color`) and argument
-//!   parsing that turns a bad command line into one line on stderr and exit code 2.
 //! - [`explain`]: an `io::Error` turned into its errno name, the OS message, a hint and the
 //!   lesson to read.
-//! - [`addr`]: `--host`/`--port`/`--path` turned into a socket address, and addresses
-//!   printed the way the lessons print them.
-//! - [`sys`]: system calls written as `strace` writes them, for the narration.
+//! - [`show`]: addresses and user text as the course prints them (control characters
+//!   escaped). [`kind`]: the address family and socket type, as the flags name them.
+//! - [`strace`]: system calls written as `strace` writes them, one function per socket2 method.
+//! - [`narrate`]: the [`Narrator`] that prints (actors, colour, notes, the one-line failure),
+//!   and [`narrate::Budget`], the one narration budget for busy loops.
+//! - [`call`]: [`narrate!`], a socket call written once: the system call, the Rust that runs
+//!   (`stringify!` of the very expression), the call itself (again after `EINTR`) and its
+//!   result; a demo's [`call::Pause`] around it.
+//! - [`addr`]: `--host`/`--port`/`--path` turned into a socket address (narrating the name
+//!   lookup). [`cli`]: the flags every step shares and argument parsing that turns a bad
+//!   command line into one line on stderr and exit code 2.
 //! - [`observe`]: looking at a socket from outside, as `ls -l /proc/PID/fd` and `ss` do.
 //! - [`per_client`]: whose error it is: one client's (the server goes on), or a shortage of
 //!   descriptors (the server waits for one), or the server's own.
-//! - [`interrupt`]: Ctrl-C handling, so a server stops cleanly.
+//! - [`interrupt`]: SIGINT, SIGTERM and SIGHUP stop a server cleanly, and only the socket
+//!   files this process made are removed ([`interrupt::owning`]).
 //! - [`turns`]: turn-taking between a demo's server and its clients in one process, so
 //!   the story is told in the same order on every run.
 
@@ -25,6 +30,7 @@ pub mod call;
 pub mod cli;
 pub mod explain;
 pub mod interrupt;
+pub mod kind;
 pub mod narrate;
 pub mod observe;
 pub mod per_client;
