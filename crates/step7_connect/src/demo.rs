@@ -36,18 +36,9 @@ pub fn run(say: &Narrator, cli: &Cli) -> Result<(), Failure> {
         server,
         Socket::new(address.domain(), Type::STREAM, protocol)
     )?;
-    // owned_bind makes the bind with the list of socket files locked, and records the file
-    // bind() creates, so that a signal removes it and nothing else (lesson 2); the bind it
-    // makes is the narrated one.
-    let mut bound = Ok(());
-    let _ = interrupt::owned_bind(&address, || {
-        bound = narrate!(server, listener.bind(&address));
-        bound
-            .as_ref()
-            .map(|_| ())
-            .map_err(|_| io::Error::other("bind failed"))
-    });
-    bound?;
+    // The pause records the file bind() creates, so that a signal removes it and nothing
+    // else (lesson 2).
+    narrate!(server, listener.bind(&address), interrupt::owning(&address))?;
     narrate!(server, listener.listen(BACKLOG))?;
     let address = narrate!(server, listener.local_addr())?;
     server.ready("listening on", &address);

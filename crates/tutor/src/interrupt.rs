@@ -8,7 +8,7 @@
 //! A path is only a name: between `bind` and the end of the program the learner may have
 //! removed the socket file and put a file of their own there, or a second server may have
 //! bound the same path. So right after `bind` the step records the file's device and inode
-//! ([`owned_bind`]), and before removing it checks with `lstat` that the path still names
+//! ([`owning`]), and before removing it checks with `lstat` that the path still names
 //! that very socket. Anything else is left where it is, with one line saying why.
 //!
 //! How the signals are caught: [`stop_on_signals`] blocks the three signals in the main
@@ -167,34 +167,12 @@ fn narrate(say: &Narrator, owned: &Owned, removal: &Removal) {
     }
 }
 
-/// Binds a unix socket (or any socket: an IP address has no file) and records the socket
-/// file `bind` creates, with its device and inode, for removal at the end. `bind` is the
-/// step's own call, passed as a closure so that the source shows it; a signal that comes
-/// while it runs waits until the file is recorded, so no file is ever left untracked.
-pub fn owned_bind<E>(
-    address: &socket2::SockAddr,
-    bind: impl FnOnce() -> Result<(), E>,
-) -> Result<(), E> {
-    let mut files = SOCKET_FILES.lock().unwrap_or_else(|e| e.into_inner());
-    bind()?;
-    if let Some(path) = address.as_pathname()
-        && let Ok(meta) = std::fs::symlink_metadata(path)
-        && meta.file_type().is_socket()
-    {
-        files.retain(|owned| owned.path != path);
-        files.push(Owned {
-            path: path.to_owned(),
-            dev: meta.dev(),
-            ino: meta.ino(),
-        });
-    }
-    Ok(())
-}
-
-/// The pause for a narrated bind that records its socket file, as [`owned_bind`] does:
-/// `narrate!(say, listener.bind(&address), interrupt::owning(&address))?`. The record is
-/// locked only around the system call itself (not while the narration prints), and the file
-/// is recorded only if the bind succeeded: after an EADDRINUSE the file there is another's.
+/// The pause for a bind that records the socket file it creates, with its device and inode,
+/// for removal at the end: `narrate!(say, listener.bind(&address), interrupt::owning(&address))?`.
+/// The record is locked around the system call itself (not while the narration prints), so a
+/// signal that comes during the bind waits until the file is recorded and no file is ever left
+/// untracked; and the file is recorded only if the bind succeeded: after an EADDRINUSE the
+/// file there is another's.
 pub fn owning(address: &socket2::SockAddr) -> Owning<'_> {
     Owning {
         address,
@@ -384,7 +362,11 @@ mod tests {
         let address = socket2::SockAddr::unix(path).expect("a short path");
         let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)
             .expect("a socket");
-        owned_bind(&address, || socket.bind(&address)).expect("bind");
+        let pause = owning(&address);
+        crate::call::Pause::before(&pause);
+        let bound = socket.bind(&address);
+        crate::call::Pause::after_result(&pause, bound.is_ok());
+        bound.expect("bind");
         (socket, address)
     }
 
