@@ -8,6 +8,7 @@
 mod checks;
 mod info;
 mod program;
+mod watch;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,8 @@ use info::Exercise;
 
 /// The socket course's exercises: write exercises/NAME.rs, then check it.
 ///
-/// Start with `cargo course check`: it checks the first exercise you have not passed yet.
+/// Start with `cargo course check`: it checks the first exercise you have not passed yet. Or
+/// leave `cargo course watch` running: it checks again each time you save.
 #[derive(Parser)]
 #[command(
     name = "cargo course",
@@ -45,6 +47,11 @@ enum Cmd {
         #[arg(long, value_name = "PATH")]
         program: Option<PathBuf>,
     },
+    /// Check exercises/NAME.rs, then again each time you save it (Ctrl-C stops)
+    ///
+    /// Without NAME: the next one to do. Once it passes, watch goes on to the next exercise not
+    /// passed yet, and says so; it ends when every exercise passes.
+    Watch { name: Option<String> },
     /// The hint for an exercise, and the lesson section to read
     Hint { name: String },
     /// Put exercises/NAME.rs back as the course gave it (your version is saved first)
@@ -95,21 +102,18 @@ fn main() -> ExitCode {
             solution,
             program,
         } => {
-            let exercise = match name {
-                Some(name) => match known(&name) {
-                    Ok(exercise) => exercise,
-                    Err(code) => return code,
-                },
-                None => match info::exercises().into_iter().find(|e| !passed(e)) {
-                    Some(exercise) => exercise,
-                    None => {
-                        tutor::outln!("Every exercise passes. Well done.");
-                        return ExitCode::SUCCESS;
-                    }
-                },
+            let exercise = match named_or_next(name) {
+                Ok(Some(exercise)) => exercise,
+                Ok(None) => return all_passed(),
+                Err(code) => return code,
             };
             check(&exercise, solution, program)
         }
+        Cmd::Watch { name } => match named_or_next(name) {
+            Ok(Some(exercise)) => watch::watch(exercise),
+            Ok(None) => all_passed(),
+            Err(code) => code,
+        },
         Cmd::Hint { name } => match known(&name) {
             Ok(exercise) => {
                 tutor::outln!("{}\n\nRead: {}", exercise.hint, exercise.read);
@@ -123,6 +127,20 @@ fn main() -> ExitCode {
         },
         Cmd::Verify => verify(),
     }
+}
+
+/// The exercise called `name`, or without a name the first one not passed yet (`None`: every
+/// exercise passes); an unknown name is a one-line usage error (exit 2).
+fn named_or_next(name: Option<String>) -> Result<Option<Exercise>, ExitCode> {
+    match name {
+        Some(name) => known(&name).map(Some),
+        None => Ok(info::exercises().into_iter().find(|e| !passed(e))),
+    }
+}
+
+fn all_passed() -> ExitCode {
+    tutor::outln!("Every exercise passes. Well done.");
+    ExitCode::SUCCESS
 }
 
 /// The exercise called `name`, or a one-line usage error (exit 2).
@@ -222,10 +240,30 @@ fn list() -> ExitCode {
 }
 
 fn check(exercise: &Exercise, solution: bool, program: Option<PathBuf>) -> ExitCode {
+    let mine = !solution && program.is_none();
+    match run_check(exercise, solution, program) {
+        None => ExitCode::from(2),
+        Some(true) => {
+            if mine && let Some(next) = info::exercises().into_iter().find(|e| !passed(e)) {
+                tutor::outln!("Next: cargo course check {}", next.name);
+            }
+            ExitCode::SUCCESS
+        }
+        Some(false) => ExitCode::from(1),
+    }
+}
+
+/// Builds the program (exercises/NAME.rs, solutions/NAME.rs with `solution`, or the given
+/// `program` as it is), checks it and prints the verdict: `Some(true)` it passed (an exercise's
+/// pass is remembered for `list`), `Some(false)` it failed, `None` there is no check to run.
+fn run_check(exercise: &Exercise, solution: bool, program: Option<PathBuf>) -> Option<bool> {
     let Some(run_check) = checks::find(&exercise.name) else {
         eprintln!("error: {} has no check yet", exercise.name);
-        return ExitCode::from(2);
+        return None;
     };
+    // Only a pass of the learner's own file is remembered: not the course's solution, nor a
+    // program built elsewhere (`--program`).
+    let mine = !solution && program.is_none();
     let (what, path) = match program {
         Some(path) => (path.display().to_string(), Ok(path)),
         None if solution => (
@@ -248,13 +286,10 @@ fn check(exercise: &Exercise, solution: bool, program: Option<PathBuf>) -> ExitC
                 "PASS".green().bold(),
                 exercise.step
             );
-            if !solution && what.starts_with("exercises/") {
+            if mine {
                 remember_pass(exercise);
-                if let Some(next) = info::exercises().into_iter().find(|e| !passed(e)) {
-                    tutor::outln!("Next: cargo course check {}", next.name);
-                }
             }
-            ExitCode::SUCCESS
+            Some(true)
         }
         Err(failure) => {
             tutor::outln!("{} {what}: {}", "FAIL".red().bold(), failure.what);
@@ -262,7 +297,7 @@ fn check(exercise: &Exercise, solution: bool, program: Option<PathBuf>) -> ExitC
             tutor::outln!("  happened: {}", failure.happened);
             tutor::outln!("  hint: {}", exercise.hint.replace('\n', "\n        "));
             tutor::outln!("  read: {}", failure.read.unwrap_or(&exercise.read));
-            ExitCode::from(1)
+            Some(false)
         }
     }
 }

@@ -374,6 +374,7 @@ fn list_hint_and_usage() {
     for args in [
         &["hint", "99_nothing"][..],
         &["check", "99_nothing"],
+        &["watch", "99_nothing"],
         &["reset", "nope"],
         &["frobnicate"],
     ] {
