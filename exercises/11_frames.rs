@@ -5,21 +5,14 @@
 //! before allocating anything, read the message, and send header and message back whole.
 //! Check it: `cargo course check 11_frames`; stuck? `cargo course hint 11_frames`.
 //!
-//! Each message is 4 bytes of length (big-endian), then that many bytes. The server answers
-//! each message with the same message, framed the same way, and closes a client that announces
-//! more than MAX bytes before allocating anything for it. Stop it with Ctrl-C.
-//!
 //!     cargo run -q --manifest-path exercises/Cargo.toml --bin 11_frames -- 127.0.0.1:0
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-/// The largest message the server accepts.
-const MAX: usize = 65536;
+const MAX: usize = 65536; // the largest message the server accepts
 
-/// Receives until `buf` is full; `false` if the client closed first.
 fn recv_exactly(mut conn: &Socket, buf: &mut [u8]) -> std::io::Result<bool> {
     let mut got = 0;
     while got < buf.len() {
@@ -30,22 +23,20 @@ fn recv_exactly(mut conn: &Socket, buf: &mut [u8]) -> std::io::Result<bool> {
     Ok(true)
 }
 
-/// comm_loop: a header, a message, an answer; until the client closes. Returns how many
-/// messages were answered; a length over MAX is an error, which closes the connection.
+/// comm_loop: 4 bytes of length (big-endian), then that many bytes; both go back. The length is
+/// the client's word: it is checked against MAX before anything is allocated for it.
 fn frames(conn: Socket) -> std::io::Result<u64> {
-    let mut answered = 0;
-    loop {
-        let mut header = [0u8; 4];
-        todo!("recv exactly 4 bytes into header; if the client closed, return Ok(answered)");
+    let (mut header, mut answered) = ([0u8; 4], 0);
+    while todo!("recv exactly 4 bytes into header: true, or false if the client closed") {
         let len = u32::from_be_bytes(header) as usize;
-        // The length is the client's word: check it before allocating anything.
         todo!("a len over MAX: return an error (std::io::Error::other) before any allocation");
         let mut message = vec![0u8; len];
-        todo!("recv exactly len bytes into message (the client may close: return)");
+        todo!("recv exactly len bytes into message (the client may close: break)");
         // cs.sendall(header + message): one buffer, one write_all (lesson 11: Nagle).
         todo!("send header and message back together, all of it");
         answered += 1;
     }
+    Ok(answered)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -55,8 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
     listener.bind(&SockAddr::from(address))?;
     listener.listen(5)?;
-    let local = listener.local_addr()?;
-    println!("listening on {}", local.as_socket().ok_or("not an IP address")?);
+    println!("listening on {}", listener.local_addr()?.as_socket().ok_or("not an IP address")?);
     loop {
         // cs, addr = ss.accept(); one client's error is that client's, not the server's
         let (conn, peer) = listener.accept()?;

@@ -11,7 +11,7 @@
 //!
 //!     cargo run -q --manifest-path exercises/Cargo.toml --bin 13_patient_client -- 127.0.0.1:PORT
 
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -26,7 +26,6 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
         .nth(1)
         .ok_or("usage: 13_patient_client ADDRESS, e.g. 127.0.0.1:8080")?;
     let address: SocketAddr = arg.parse()?;
-
     // s = socket(AF_INET, SOCK_STREAM)
     let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
     // s.setsockopt(SOL_SOCKET, SO_KEEPALIVE, 1), then TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT:
@@ -35,15 +34,9 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     todo!("switch keepalive on with those times: one socket2 call");
     // s.setsockopt(SOL_SOCKET, SO_RCVTIMEO, ...): one recv waits at most READ_TIMEOUT.
     todo!("a read timeout of READ_TIMEOUT");
-
-    // s.connect(address); s.sendall(b"hello\n")
+    // s.connect(address); s.sendall(b"hello\n"): write_all is sendall (lesson 11)
     socket.connect(&SockAddr::from(address))?;
-    let line = b"hello\n";
-    let mut sent = 0;
-    while sent < line.len() {
-        sent += socket.send(&line[sent..])?;
-    }
-
+    (&socket).write_all(b"hello\n")?;
     // data = s.recv(1024)
     let mut buf = [0u8; 1024];
     match (&socket).read(&mut buf) {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use dns_lookup::AddrInfoHints;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tutor::narrate::Budget;
 use tutor::observe::{self, TcpState};
 use tutor::{Failure, Narrator, narrate};
 
@@ -147,18 +148,16 @@ fn reuse_port(story: &Narrator, clients: u32, show_calls: u32) -> Result<(), Fai
     narrate!(another, drop(third));
 
     let mut connected = Vec::new();
+    let mut budget = Budget::new(
+        show_calls.into(),
+        "clients, who connect the same way,",
+        "--show-calls",
+    );
     for n in 0..clients {
-        let say = story.actor(&format!("client {}", n + 1));
-        let say = if n < show_calls { say } else { say.quiet() };
+        let say = budget.next(story).actor(&format!("client {}", n + 1));
         let socket = narrate!(say, Socket::new(ipv4, Type::STREAM, tcp))?;
         narrate!(say, socket.connect(&local))?;
         connected.push(socket);
-    }
-    if clients > show_calls {
-        story.say(format!(
-            "(clients {} to {clients} connect the same way, not shown: --show-calls {show_calls})",
-            show_calls + 1
-        ));
     }
     wait_until_queued(&local, clients);
 
@@ -182,7 +181,7 @@ fn reuse_port(story: &Narrator, clients: u32, show_calls: u32) -> Result<(), Fai
 }
 
 /// Accepts every connection waiting in `listener`'s queue, without waiting for more: the
-/// first `show_calls` narrated, the rest counted; the accept that finds the queue empty
+/// first `show_calls` narrated, the rest quietly; the accept that finds the queue empty
 /// fails with EAGAIN.
 fn take_all(
     say: &Narrator,
@@ -192,14 +191,9 @@ fn take_all(
 ) -> Result<(Socket, Vec<Socket>), Failure> {
     narrate!(say, listener.set_nonblocking(true))?;
     let mut accepted = Vec::new();
+    let mut budget = Budget::new(show_calls.into(), "accept calls", "--show-calls");
     loop {
-        let loud = accepted.len() < show_calls as usize;
-        if accepted.len() == show_calls as usize && show_calls > 0 {
-            say.note(format!(
-                "(the next accept calls are counted, not shown, but for a failure: --show-calls {show_calls})"
-            ));
-        }
-        let said = if loud { say.clone() } else { say.quiet() };
+        let said = budget.next(say);
         match narrate!(said, listener.accept()) {
             Ok((conn, _)) => accepted.push(conn),
             Err(failure) if failure.would_block() => break,

@@ -393,3 +393,27 @@ fn every_glossary_term_is_linked_and_every_link_lands() {
     }
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
+
+#[test]
+fn every_bare_program_is_15_to_60_lines() {
+    // A bare program reads like the seed's Python: short enough to take in at once.
+    let exercises = exercises();
+    assert!(!exercises.is_empty(), "info.toml lists the exercises");
+    let mut wrong = Vec::new();
+    for exercise in exercises {
+        let path = root()
+            .join("solutions")
+            .join(format!("{}.rs", exercise.name));
+        let lines = fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{} is readable", relative(&path)))
+            .lines()
+            .count();
+        if !(15..=60).contains(&lines) {
+            wrong.push(format!("{}: {lines} lines", relative(&path)));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "bare programs outside 15-60 lines: {wrong:?}"
+    );
+}
