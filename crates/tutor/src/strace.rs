@@ -12,7 +12,6 @@
 //! to `127.0.0.1:8080` (strace prints the whole structure), and data is shown as strace shows
 //! it: printable bytes as they are, others escaped, at most 32 bytes.
 
-use std::fmt::Write;
 use std::mem::MaybeUninit;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -360,53 +359,7 @@ pub fn try_clone(socket: &impl AsRawFd) -> String {
     format!("fcntl({}, F_DUPFD_CLOEXEC, 3)", socket.as_raw_fd())
 }
 
-/// How many bytes of data a narration shows, as `strace -s 32` does.
-pub const SHOWN_BYTES: usize = 32;
-
-/// Data as strace prints it: `"hello\n"`, escaped, cut after 32 bytes with `...`.
-pub fn bytes(data: &[u8]) -> String {
-    let mut text = String::from("\"");
-    for &byte in data.iter().take(SHOWN_BYTES) {
-        escape_byte(&mut text, byte);
-    }
-    text.push('"');
-    if data.len() > SHOWN_BYTES {
-        text.push_str("...");
-    }
-    text
-}
-
-/// Text as strace prints a string argument: quoted, every control character escaped, so that
-/// a path or host name a user typed stays on one line and sends no escape sequence to the
-/// terminal.
-pub fn quoted(text: &str) -> String {
-    let mut out = String::from("\"");
-    for ch in text.chars() {
-        if ch.is_ascii() {
-            escape_byte(&mut out, ch as u8);
-        } else if ch.is_control() {
-            let _ = write!(out, "\\u{{{:x}}}", ch as u32);
-        } else {
-            out.push(ch);
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn escape_byte(text: &mut String, byte: u8) {
-    match byte {
-        b'\n' => text.push_str("\\n"),
-        b'\r' => text.push_str("\\r"),
-        b'\t' => text.push_str("\\t"),
-        b'"' => text.push_str("\\\""),
-        b'\\' => text.push_str("\\\\"),
-        0x20..=0x7e => text.push(byte as char),
-        _ => {
-            let _ = write!(text, "\\x{byte:02x}");
-        }
-    }
-}
+pub use crate::show::{SHOWN_BYTES, bytes, quoted};
 
 /// `MSG_DONTWAIT|MSG_PEEK`, or `0`.
 pub fn msg_flags(flags: i32) -> String {
@@ -482,20 +435,6 @@ pub fn set_tcp_cork(socket: &impl AsRawFd, on: bool) -> String {
 mod tests {
     use super::*;
     use socket2::Socket;
-
-    #[test]
-    fn data_is_shown_as_strace_shows_it() {
-        assert_eq!(bytes(b"hi\n"), "\"hi\\n\"");
-        assert_eq!(bytes(&[0, 255]), "\"\\x00\\xff\"");
-        let long = [b'a'; 40];
-        assert_eq!(bytes(&long), format!("\"{}\"...", "a".repeat(32)));
-    }
-
-    #[test]
-    fn user_text_stays_on_one_line() {
-        assert_eq!(quoted("a\nb\x1b[31m"), "\"a\\nb\\x1b[31m\"");
-        assert_eq!(quoted("caf\u{e9}"), "\"caf\u{e9}\"");
-    }
 
     #[test]
     fn calls_read_like_strace() {
