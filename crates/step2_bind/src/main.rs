@@ -66,7 +66,7 @@ fn main() -> ExitCode {
     let cli: Cli = tutor::cli::parse_args();
     let say = Narrator::new(&STEP, cli.color);
     say.header();
-    interrupt::stop_on_ctrl_c(&say);
+    interrupt::stop_on_signals(&say);
     let result = if cli.demo {
         demo::run(&say)
     } else {

@@ -89,7 +89,7 @@ fn main() -> ExitCode {
     let cli: Cli = tutor::cli::parse_args();
     let say = Narrator::new(&STEP, cli.color);
     say.header();
-    interrupt::stop_on_ctrl_c(&say);
+    interrupt::stop_on_signals(&say);
     let result = if cli.address.family == Family::Unix {
         Err(Failure::Usage(
             "--family unix: this step is about how TCP ends a connection (FIN, RST, TIME-WAIT), which unix sockets do not have; use ipv4 or ipv6".into(),

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     let cli: Cli = tutor::cli::parse_args();
     let say = Narrator::new(&STEP, cli.color);
     say.header();
-    interrupt::stop_on_ctrl_c(&say);
+    interrupt::stop_on_signals(&say);
     let result = match (cli.demo, cli.role) {
         (true, _) => demo::run(&say, &cli),
         (false, Role::Server) => serve(&say, &cli),

@@ -69,12 +69,6 @@ pub fn stop_on_signals(say: &Narrator) {
     }
 }
 
-/// The old name of [`stop_on_signals`]: Ctrl-C is SIGINT, and SIGTERM and SIGHUP stop a
-/// server the same way.
-pub fn stop_on_ctrl_c(say: &Narrator) {
-    stop_on_signals(say);
-}
-
 /// The line that says which signal stopped the program.
 fn stopping_line(signal: Signal) -> String {
     let (name, why) = match signal {
