@@ -353,8 +353,19 @@ pub fn trace(program: &Path, args: &[&str], calls: &str) -> Option<Result<Vec<St
     let strace = strace()?;
     // A file of this run's own: the process id and a counter, for checks run in parallel.
     static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let log = std::env::temp_dir().join(format!("course-strace-{}-{run}.log", std::process::id()));
+    // Made new (a name that is taken is passed over), so that removing it removes only ours.
+    let log = (0..1000)
+        .map(|_| {
+            let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::env::temp_dir().join(format!("course-strace-{}-{run}.log", std::process::id()))
+        })
+        .find(|path| {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .is_ok()
+        })?;
     let mut child = match Command::new(strace)
         .args(["-f", "-qq", "-e"])
         .arg(format!("trace={calls}"))

@@ -72,7 +72,20 @@ where
         crate::skip(test, "strace is not installed (.ci/run installs it)");
         return None;
     };
-    let log = std::env::temp_dir().join(format!("strace-{}-{}.log", std::process::id(), unique()));
+    // A log file of this run's own, made new (a name that is taken is passed over), so that
+    // removing it afterwards removes nothing anyone else made.
+    let log = (0..1000)
+        .map(|_| {
+            std::env::temp_dir().join(format!("strace-{}-{}.log", std::process::id(), unique()))
+        })
+        .find(|path| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .is_ok()
+        })
+        .expect("a new file for strace's log in the temp dir");
     let mut command = Command::new(strace);
     command
         .args(["-f", "-qq", "-e", "trace=%network", "-o"])

@@ -113,15 +113,21 @@ pub fn check_block(block: &Block, root: &Path, bin_dir: &Path) -> Result<(), Str
     result
 }
 
-/// A new, empty directory for one block's `/tmp/` files.
+/// A new, empty directory for one block's `/tmp/` files: made fresh (a name that is taken is
+/// passed over, never emptied), so removing it afterwards removes only what this run made.
 fn scratch_dir() -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("transcript-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a scratch directory for a transcript");
-    dir
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("transcript-{}-{n}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return dir,
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(error) => panic!("a scratch directory for a transcript: {error}"),
+        }
+    }
+    panic!("no free name for a transcript's scratch directory in the temp dir")
 }
 
 fn check_block_in(
